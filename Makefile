@@ -1,0 +1,39 @@
+# The index of what a developer can do. Everything runs inside .venv, made on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SANDBOX_PORT ?= 8765
+PORT ?= 8000
+
+.PHONY: run test lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet '.[dev]'
+	touch $(STAMP)
+
+# The demo key is the sandbox's own, not a secret: it opens only the demo data.
+DEMO_API_KEY := sk-workspace_demo00000000000000000000000000000000000000000000000
+
+run: $(STAMP)  ## Start the stand-in API and the site, with a demo login
+	DEBUG=true \
+	POLLYBOT_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) POLLYBOT_API_KEY=$(DEMO_API_KEY) \
+	$(PY) manage.py demo --port $(PORT)
+
+test: $(STAMP)  ## Run the whole test suite
+	$(PY) -m pytest
+
+lint: $(STAMP)  ## ruff (check and format) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	# mypy's Django plugin imports the settings, which need a SECRET_KEY with DEBUG off.
+	DEBUG=true $(VENV)/bin/mypy .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache db.sqlite3
