@@ -1,0 +1,11 @@
+from django.urls import path
+
+from leads import views
+
+app_name = "leads"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("leads/lookup/", views.lookup, name="lookup"),
+    path("leads/<str:lead_id>/", views.lead_detail, name="detail"),
+]

@@ -1,0 +1,92 @@
+"""Thin views: read the request, call one service, pick a template and a status."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from leads import pollybot, services
+
+logger = logging.getLogger(__name__)
+
+# Each error of the closed set has one page and one status (DESIGN.md).
+ERROR_PAGES: dict[type[pollybot.PollyBotError], tuple[str, int]] = {
+    pollybot.InvalidLeadId: ("leads/errors/invalid_id.html", 400),
+    pollybot.LeadNotFound: ("leads/errors/not_found.html", 404),
+    pollybot.NotConfigured: ("leads/errors/not_configured.html", 503),
+    pollybot.AuthenticationFailed: ("leads/errors/auth_failed.html", 502),
+    pollybot.RateLimited: ("leads/errors/rate_limited.html", 503),
+    pollybot.UpstreamUnavailable: ("leads/errors/unavailable.html", 502),
+    pollybot.UpstreamProtocolError: ("leads/errors/protocol_error.html", 502),
+}
+
+
+def error_response(
+    request: HttpRequest, error: pollybot.PollyBotError, *, lead_id: str = ""
+) -> HttpResponse:
+    """The page for one error of the closed set, never the upstream's own body."""
+    template, status = next(
+        (page for cls, page in ERROR_PAGES.items() if isinstance(error, cls)),
+        ("leads/errors/protocol_error.html", 502),
+    )
+    context: dict[str, object] = {
+        "error": error,
+        "lead_id": lead_id,
+        "expected_format": pollybot.EXPECTED_LEAD_ID_FORMAT,
+    }
+    if isinstance(error, pollybot.UpstreamUnavailable) and error.timeout:
+        status = 504
+    retry_after = error.retry_after if isinstance(error, pollybot.RateLimited) else None
+    if isinstance(error, pollybot.RateLimited):
+        wait = retry_after if retry_after and retry_after > 0 else 60
+        context["retry_at"] = timezone.localtime() + timedelta(seconds=wait)
+        retry_after = wait
+    logger.warning("lead page error: %r", error)
+    response = render(request, template, context, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+@require_GET
+def lead_detail(request: HttpRequest, lead_id: str) -> HttpResponse:
+    try:
+        fetched = services.get_lead(lead_id=lead_id)
+    except pollybot.PollyBotError as error:
+        return error_response(request, error, lead_id=lead_id)
+    return render(
+        request,
+        "leads/detail.html",
+        {"lead": fetched.lead, "fetched_at": fetched.fetched_at},
+    )
+
+
+@require_GET
+def lookup(request: HttpRequest) -> HttpResponse:
+    """The lookup box: a lead ID (or text holding one) goes to its page."""
+    query = request.GET.get("q", "").strip()
+    if not query:
+        return redirect("leads:home")
+    try:
+        lead_id = pollybot.validate_lead_id(services.find_lead_id(query) or query)
+    except pollybot.InvalidLeadId as error:
+        return error_response(request, error, lead_id=query[:200])
+    return redirect("leads:detail", lead_id=lead_id)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "leads/home.html")
+
+
+@login_not_required
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for load balancers: no login, no database, no API call."""
+    return HttpResponse("ok\n", content_type="text/plain; charset=utf-8")

@@ -1,0 +1,52 @@
+"""Shared fixtures: the stand-in PollyBot API over real HTTP, and users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from sandbox.app import SandboxApp
+from sandbox.data import DEMO_API_KEY
+from sandbox.server import RunningSandbox, serve
+
+
+@pytest.fixture
+def sandbox(settings) -> Iterator[RunningSandbox]:
+    """A fresh sandbox on a free port, and the site pointed at it.
+
+    Timeouts are cut short and backoff sleeps zeroed so error cases run fast.
+    """
+    with serve(SandboxApp()) as running:
+        settings.POLLYBOT_BASE_URL = running.base_url
+        settings.POLLYBOT_API_KEY = DEMO_API_KEY
+        settings.POLLYBOT_CONNECT_TIMEOUT = 1.0
+        settings.POLLYBOT_READ_TIMEOUT = 0.5
+        settings.POLLYBOT_CALL_DEADLINE = 2.0
+        settings.POLLYBOT_BACKOFF_FACTOR = 0.0
+        yield running
+
+
+@pytest.fixture
+def sales_user(db):
+    return get_user_model().objects.create_user(username="sam", password="correct-horse-42")
+
+
+@pytest.fixture
+def staff_user(db):
+    return get_user_model().objects.create_user(
+        username="ada", password="correct-horse-42", is_staff=True
+    )
+
+
+@pytest.fixture
+def sales_client(client, sales_user):
+    client.force_login(sales_user)
+    return client
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
