@@ -447,6 +447,8 @@ class _DeadlineRetry(Retry):
         # urllib3 retries connect errors for every method; we never repeat a PUT.
         if method is None or method.upper() not in _RETRY_METHODS:
             raise urllib3.exceptions.MaxRetryError(_pool, url, reason)  # type: ignore[arg-type]
+        if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+            raise urllib3.exceptions.MaxRetryError(_pool, url, reason)  # type: ignore[arg-type]
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         call = _CURRENT_CALL.get()
         if call is not None:
@@ -637,7 +639,11 @@ class Client:
         retry = _DeadlineRetry(
             total=max_retries,
             connect=max_retries,
-            read=False,  # a server too slow once is not retried: it would eat the deadline again
+            # A connection dropped before the answer (a keep-alive socket the
+            # server closed, a proxy restart) is retried; a read *timeout* is
+            # not (see _DeadlineRetry): a server too slow once would eat the
+            # deadline again.
+            read=max_retries,
             redirect=0,
             status=max_retries,
             other=0,

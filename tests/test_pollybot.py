@@ -877,6 +877,17 @@ def test_real_retries_on_503_then_success(
     assert any(r.name.startswith("urllib3") for r in caplog.records)
 
 
+def test_dropped_connection_is_retried(serve: Callable[[Handler], LocalServer]) -> None:
+    def drop_first(conn: socket.socket, index: int) -> None:
+        if index > 0:  # the first connection is closed without an answer
+            conn.sendall(_answer(200, json.dumps(OK).encode()))
+
+    server = serve(drop_first)
+    with _local_client(server.url) as c:
+        assert c.get_lead(LEAD_ID) == LEAD
+    assert server.connections == 2
+
+
 def test_real_502_exhausts_retries(serve: Callable[[Handler], LocalServer]) -> None:
     server = serve(_scripted(_answer(502, b"<html>bad gateway</html>")))
     with _local_client(server.url) as c, pytest.raises(UpstreamUnavailable) as info:
