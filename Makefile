@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SANDBOX_PORT ?= 8765
 PORT ?= 8000
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(STAMP)  ## ruff (check and format) and mypy
 	$(VENV)/bin/ruff format --check .
 	# mypy's Django plugin imports the settings, which need a SECRET_KEY with DEBUG off.
 	DEBUG=true $(VENV)/bin/mypy .
+
+screenshots: $(STAMP)  ## Pictures of the seed lead's page for the README (needs Debian's chromium)
+	$(PY) scripts/screenshots.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

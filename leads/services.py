@@ -98,7 +98,7 @@ def get_lead(*, lead_id: str) -> FetchedLead:
 
 
 # A lead ID anywhere in pasted text: a bare ID, a link of this site, a CRM line.
-_LEAD_ID_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_])lead_[A-Za-z0-9]+(?![A-Za-z0-9_])")
+_LEAD_ID_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_-])lead_[A-Za-z0-9]+(?![A-Za-z0-9_-])")
 
 
 def find_lead_id(text: str) -> str | None:

@@ -349,3 +349,25 @@ def test_empty_lookup_goes_back_home(sales_client):
     response = sales_client.get("/leads/lookup/", {"q": "  "})
     assert response.status_code == 302
     assert response["Location"] == "/"
+
+
+# --- the key stays on the server ---------------------------------------------
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_key_never_reaches_a_log_record_or_the_page(
+    sales_client, sandbox, settings, caplog, refused
+):
+    key = "sk-workspace_" + "k" * 51
+    settings.POLLYBOT_API_KEY = key
+    if not refused:
+        sandbox.app.api_key = key
+    with caplog.at_level("DEBUG"):
+        response = sales_client.get(SEED_URL)
+    assert response.status_code == (502 if refused else 200)
+    assert key not in response.content.decode()
+    assert "k" * 51 not in response.content.decode()
+    assert caplog.records  # the call was logged...
+    for record in caplog.records:  # ...and no record holds the key
+        assert "k" * 51 not in record.getMessage()
+        assert "k" * 51 not in repr(record.__dict__)
