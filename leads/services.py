@@ -6,6 +6,7 @@ functions and handle the closed set of errors in `leads.pollybot`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from dataclasses import dataclass
@@ -14,19 +15,34 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from leads import pollybot
+from leads import encryption, pollybot
 from leads.lead import Lead
+from leads.models import Workspace
 
 
 @dataclass(frozen=True)
 class Connection:
-    """Where the workspace's API lives and the key that opens it."""
+    """Where the workspace's API lives, the key that opens it, and its cache namespace.
+
+    `namespace` changes whenever the base URL or the key changes, so cached
+    data fetched with an old connection is never served under a new one.
+    """
 
     base_url: str
     api_key: str
+    namespace: str
 
     def __repr__(self) -> str:  # the key never reaches a log line
-        return f"Connection(base_url={self.base_url!r}, api_key=<hidden>)"
+        return f"Connection(base_url={self.base_url!r}, namespace={self.namespace!r})"
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The outcome of "Test connection" (admin) and `manage.py pollybot check`."""
+
+    ok: bool
+    message: str
+    rate_limit: pollybot.RateLimitInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -38,11 +54,36 @@ class FetchedLead:
 
 
 def get_connection() -> Connection:
-    """The active workspace connection, from the environment's settings."""
-    return Connection(
-        base_url=settings.POLLYBOT_BASE_URL.strip(),
-        api_key=settings.POLLYBOT_API_KEY.strip(),
-    )
+    """The active connection: the workspace saved in the admin, else the environment.
+
+    Read on every call (one primary-key query), so a key saved in the admin
+    takes effect on the very next request in every process, with no restart.
+    """
+    workspace = Workspace.objects.active()
+    if workspace is not None:
+        try:
+            api_key = workspace.api_key
+        except encryption.Undecryptable as error:
+            raise pollybot.NotConfigured(
+                "The saved workspace key can no longer be decrypted: SECRET_KEY changed "
+                "without the old one in SECRET_KEY_FALLBACKS. Enter the key again in the "
+                "workspace admin page."
+            ) from error
+        return Connection(
+            base_url=workspace.base_url,
+            api_key=api_key,
+            namespace=f"workspace-v{workspace.version}",
+        )
+    base_url = settings.POLLYBOT_BASE_URL.strip()
+    api_key = settings.POLLYBOT_API_KEY.strip()
+    if not base_url or not api_key:
+        raise pollybot.NotConfigured(
+            "No workspace is saved in the admin, and POLLYBOT_BASE_URL or "
+            "POLLYBOT_API_KEY is not set."
+        )
+    # A digest, not the key: namespaces appear in cache keys.
+    digest = hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()[:16]
+    return Connection(base_url=base_url, api_key=api_key, namespace=f"env-{digest}")
 
 
 def _client_options() -> dict[str, float]:
@@ -62,9 +103,8 @@ _clients: dict[tuple[Connection, tuple[tuple[str, float], ...]], pollybot.Client
 _clients_lock = threading.Lock()
 
 
-def get_client() -> pollybot.Client:
-    """The pooled client for the active connection; NotConfigured when incomplete."""
-    connection = get_connection()
+def get_client(connection: Connection) -> pollybot.Client:
+    """The pooled client for a connection; NotConfigured when it is unusable."""
     options = _client_options()
     cache_key = (connection, tuple(sorted(options.items())))
     with _clients_lock:
@@ -90,7 +130,7 @@ def get_client() -> pollybot.Client:
 def get_lead(*, lead_id: str) -> FetchedLead:
     """Fetch one lead; the ID is checked before any call (the seed's first best practice)."""
     pollybot.validate_lead_id(lead_id)
-    data = get_client().get_lead(lead_id)
+    data = get_client(get_connection()).get_lead(lead_id)
     return FetchedLead(
         lead=Lead.from_api(data, today=timezone.localdate()),
         fetched_at=timezone.now(),
@@ -112,3 +152,43 @@ def find_lead_id(text: str) -> str | None:
         return candidate
     match = _LEAD_ID_IN_TEXT.search(candidate)
     return match.group(0) if match else None
+
+
+def check_connection() -> ConnectionCheck:
+    """One real call (List Leads, limit=1) and a clear sentence for its outcome."""
+    try:
+        connection = get_connection()
+        client = get_client(connection)
+        client.list_leads(limit=1)
+    except pollybot.NotConfigured as error:
+        return ConnectionCheck(ok=False, message=f"Not configured. {error.message}")
+    except pollybot.AuthenticationFailed:
+        return ConnectionCheck(
+            ok=False,
+            message="Key refused: PollyBot did not accept the workspace's API key.",
+        )
+    except pollybot.UpstreamUnavailable as error:
+        why = "it did not answer in time" if error.timeout else "it could not be reached"
+        if error.status:
+            why = f"it answered HTTP {error.status}"
+        return ConnectionCheck(ok=False, message=f"Not reachable: {why} ({connection.base_url}).")
+    except pollybot.RateLimited as error:
+        wait = f" Try again in {error.retry_after} s." if error.retry_after else ""
+        return ConnectionCheck(
+            ok=False,
+            message=f"Rate limited: the workspace's hourly PollyBot budget is spent.{wait}",
+        )
+    except pollybot.PollyBotError:
+        return ConnectionCheck(
+            ok=False,
+            message=(
+                f"Unexpected answer from {connection.base_url}: check that it is the "
+                "PollyBot API's base URL (without /api/v1)."
+            ),
+        )
+    budget = client.last_rate_limit
+    message = "Connected to PollyBot."
+    if budget is not None and budget.remaining is not None:
+        limit = f" of {budget.limit:,}" if budget.limit is not None else ""
+        message += f" {budget.remaining:,}{limit} calls left this hour."
+    return ConnectionCheck(ok=True, message=message, rate_limit=budget)

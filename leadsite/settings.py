@@ -104,6 +104,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # The fallback connection when no workspace has been saved in the admin.
 POLLYBOT_BASE_URL: str = env.str("POLLYBOT_BASE_URL", default="")
 POLLYBOT_API_KEY: str = env.str("POLLYBOT_API_KEY", default="")
+# Lets an admin save an http:// base URL to localhost/127.0.0.1 with DEBUG off
+# (the sandbox in tests and demos). Never needed in production.
+POLLYBOT_ALLOW_HTTP_LOCALHOST: bool = env.bool("POLLYBOT_ALLOW_HTTP_LOCALHOST", default=False)
 
 # --- HTTPS -------------------------------------------------------------------
 # Each switch defaults to on in production (DEBUG off) and off on a laptop.

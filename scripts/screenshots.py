@@ -75,14 +75,20 @@ def main() -> int:
             login = re.search(r"Demo login:\s+(\S+) / (\S+)", output)
             assert login is not None
             time.sleep(0.5)
-            shoot(f"http://127.0.0.1:{site_port}", login.group(1), login.group(2))
+            shoot(
+                f"http://127.0.0.1:{site_port}",
+                login.group(1),
+                login.group(2),
+                sandbox_url=env["POLLYBOT_BASE_URL"],
+                api_key=env["POLLYBOT_API_KEY"],
+            )
         finally:
             demo.send_signal(signal.SIGINT)
             demo.wait(15)
     return 0
 
 
-def shoot(base_url: str, username: str, password: str) -> None:
+def shoot(base_url: str, username: str, password: str, *, sandbox_url: str, api_key: str) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -99,6 +105,22 @@ def shoot(base_url: str, username: str, password: str) -> None:
             page.screenshot(path=str(OUT / f"lead-{name}.png"), full_page=True)
             sys.stdout.write(f"saved docs/screenshots/lead-{name}.png\n")
             context.close()
+        # The workspace admin page: save the sandbox as the workspace, test it.
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.goto(base_url + "/admin/leads/workspace/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", password)
+        page.click("main [type=submit]")
+        page.fill("#id_name", "Demo workspace")
+        page.fill("#id_base_url", sandbox_url)
+        page.fill("#id_api_key", api_key)
+        page.click("input[name=_continue]")
+        page.click("text=Test connection")
+        page.wait_for_selector(".messagelist")
+        page.screenshot(path=str(OUT / "workspace-admin.png"), full_page=True)
+        sys.stdout.write("saved docs/screenshots/workspace-admin.png\n")
+        context.close()
         browser.close()
 
 

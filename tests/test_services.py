@@ -10,6 +10,8 @@ from django.utils import timezone
 from leads import pollybot, services
 from sandbox.data import SEED_LEAD
 
+pytestmark = pytest.mark.django_db
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),
@@ -52,10 +54,10 @@ def test_not_configured_without_url_or_key(settings):
 
 
 def test_one_pooled_client_per_connection(sandbox, settings):
-    first = services.get_client()
-    assert services.get_client() is first
+    first = services.get_client(services.get_connection())
+    assert services.get_client(services.get_connection()) is first
     settings.POLLYBOT_API_KEY = "sk-workspace_" + "n" * 51
-    second = services.get_client()
+    second = services.get_client(services.get_connection())
     assert second is not first
     with pytest.raises(pollybot.AuthenticationFailed):
         second.get_lead("lead_1234567890abcdef")
@@ -64,5 +66,7 @@ def test_one_pooled_client_per_connection(sandbox, settings):
 
 
 def test_connection_repr_hides_the_key():
-    connection = services.Connection(base_url="https://x.example", api_key="sk-workspace_secret")
+    connection = services.Connection(
+        base_url="https://x.example", api_key="sk-workspace_secret", namespace="env-x"
+    )
     assert "secret" not in repr(connection)

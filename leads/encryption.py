@@ -1,0 +1,60 @@
+"""Encryption at rest for the workspace's API key (Fernet, keyed from SECRET_KEY).
+
+The Fernet key is derived from SECRET_KEY with HKDF, so the database alone
+never opens the workspace. Decryption also tries SECRET_KEY_FALLBACKS
+(MultiFernet), so rotating SECRET_KEY the Django way keeps the key readable.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+
+# Fixed context for the derivation: a key derived for this purpose is useless
+# for anything else Django signs with SECRET_KEY.
+_HKDF_SALT = b"leadsite.workspace"
+_HKDF_INFO = b"pollybot-api-key-encryption"
+
+
+class Undecryptable(Exception):
+    """The stored value was made with a SECRET_KEY that is no longer configured."""
+
+
+@functools.lru_cache(maxsize=8)
+def _fernet(secret: str) -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO).derive(
+        secret.encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _keys() -> MultiFernet:
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return MultiFernet([_fernet(secret) for secret in secrets])
+
+
+def encrypt(plaintext: str) -> str:
+    """A token for the database, made with the current SECRET_KEY."""
+    return _keys().encrypt(plaintext.encode()).decode("ascii")
+
+
+def decrypt(token: str) -> str:
+    """The plaintext; Undecryptable when no configured SECRET_KEY opens it."""
+    try:
+        return _keys().decrypt(token.encode("ascii")).decode()
+    except (InvalidToken, UnicodeError, ValueError) as error:
+        raise Undecryptable("the stored value cannot be decrypted with SECRET_KEY") from error
+
+
+def needs_rotation(token: str) -> bool:
+    """True when the token opens only with a fallback key (re-save to re-encrypt)."""
+    try:
+        _fernet(settings.SECRET_KEY).decrypt(token.encode("ascii"))
+    except (InvalidToken, UnicodeError, ValueError):
+        return True
+    return False

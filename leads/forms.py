@@ -1,0 +1,110 @@
+"""Forms: the workspace connection as admins edit it."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django import forms
+from django.conf import settings
+
+from leads import encryption, pollybot
+from leads.models import Workspace
+
+# The documented key shape (pollybot-api.md): the prefix plus 51 characters.
+EXPECTED_KEY_LENGTH = 64
+LOCAL_HOSTS = {"localhost", "127.0.0.1"}
+
+
+class WorkspaceForm(forms.ModelForm):
+    """Write-only key: the stored key is never sent back; blank keeps it."""
+
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+
+    class Meta:
+        model = Workspace
+        fields = ("name", "base_url")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.warnings: list[str] = []
+        field = self.fields["api_key"]
+        if self.instance.pk and self.instance.encrypted_api_key:
+            field.help_text = (
+                f"Current key: {self.current_key_masked()}. "
+                "Leave blank to keep it; type a new key to replace it."
+            )
+        else:
+            field.required = True
+            field.help_text = "The workspace key, sk-workspace_… (64 characters)."
+
+    def current_key_masked(self) -> str:
+        try:
+            return pollybot.mask_api_key(self.instance.api_key)
+        except encryption.Undecryptable:
+            return "(cannot be decrypted with SECRET_KEY: enter the key again)"
+
+    def clean_api_key(self) -> str:
+        key: str = self.cleaned_data["api_key"]
+        if not key:
+            return key
+        if not key.startswith(pollybot.KEY_PREFIX):
+            raise forms.ValidationError(
+                "A PollyBot workspace key starts with “sk-workspace_”.", code="prefix"
+            )
+        if any(ch.isspace() or not ch.isprintable() for ch in key):
+            raise forms.ValidationError(
+                "The key contains spaces or invisible characters: paste it again.",
+                code="characters",
+            )
+        if len(key) != EXPECTED_KEY_LENGTH:
+            self.warnings.append(
+                f"The key has {len(key)} characters; PollyBot keys usually have "
+                f"{EXPECTED_KEY_LENGTH}. Use “Test connection” to check it."
+            )
+        return key
+
+    def clean_base_url(self) -> str:
+        url: str = self.cleaned_data["base_url"].strip()
+        parts = urlsplit(url)
+        if parts.username or parts.password:
+            raise forms.ValidationError(
+                "Leave the user name and password out of the URL: the API key is the login.",
+                code="userinfo",
+            )
+        if parts.query or parts.fragment:
+            raise forms.ValidationError(
+                "The base URL takes no query string or fragment.", code="query"
+            )
+        host = (parts.hostname or "").lower()
+        if parts.scheme == "http":
+            if host not in LOCAL_HOSTS or not (
+                settings.DEBUG or settings.POLLYBOT_ALLOW_HTTP_LOCALHOST
+            ):
+                raise forms.ValidationError(
+                    "The base URL must start with https:// (plain http is only allowed to "
+                    "localhost in development).",
+                    code="scheme",
+                )
+        elif parts.scheme != "https":
+            raise forms.ValidationError("The base URL must start with https://.", code="scheme")
+        if parts.path.rstrip("/").endswith("/api/v1"):
+            raise forms.ValidationError(
+                "Leave /api/v1 out: the site adds it (e.g. https://your-domain.com).",
+                code="api-path",
+            )
+        return url.rstrip("/")
+
+    def save(self, commit: bool = True) -> Workspace:
+        workspace: Workspace = super().save(commit=False)
+        key = self.cleaned_data.get("api_key")
+        if key:
+            workspace.set_api_key(key)
+        if commit:
+            workspace.save()
+        return workspace
