@@ -7,17 +7,24 @@ functions and handle the closed set of errors in `leads.pollybot`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import secrets
 import threading
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from leads import encryption, pollybot
 from leads.lead import Lead
 from leads.models import Workspace
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,14 +50,6 @@ class ConnectionCheck:
     ok: bool
     message: str
     rate_limit: pollybot.RateLimitInfo | None = None
-
-
-@dataclass(frozen=True)
-class FetchedLead:
-    """A lead ready for the page, and when it was read from PollyBot."""
-
-    lead: Lead
-    fetched_at: datetime
 
 
 def get_connection() -> Connection:
@@ -119,22 +118,264 @@ def get_client(connection: Connection) -> pollybot.Client:
                 max_retries=int(options["max_retries"]),
                 backoff_factor=options["backoff_factor"],
             )
-            # A changed connection replaces the old client: close its sockets.
-            for stale in _clients.values():
-                stale.close()
+            # A changed connection replaces the old client. It is not closed here:
+            # another thread may still be using it; its sockets go with it.
             _clients.clear()
             _clients[cache_key] = client
         return client
 
 
-def get_lead(*, lead_id: str) -> FetchedLead:
-    """Fetch one lead; the ID is checked before any call (the seed's first best practice)."""
-    pollybot.validate_lead_id(lead_id)
-    data = get_client(get_connection()).get_lead(lead_id)
+# --- Caching: one upstream call per lead per freshness window -------------------
+# Every entry lives in Django's cache (local memory on a laptop, Redis shared by
+# every instance in production) under the connection's namespace, so a new key
+# or base URL never serves what the old one fetched.
+
+# A not-found answer is remembered this long: a bad deep link clicked by a whole
+# team costs one call, and a lead created a moment later shows up soon after.
+NOT_FOUND_TTL = 30
+# At most one Refresh per lead in this many seconds, whoever clicks: a refresh
+# storm cannot burn the workspace's hourly budget.
+REFRESH_INTERVAL = 10
+# Below this share of the hour's calls left, cached copies are shown up to their
+# stale age instead of being refreshed: the last calls are kept for leads no
+# one has seen yet.
+LOW_BUDGET_FRACTION = 0.05
+# A waiting request polls for the leader's result this often: short next to a
+# PollyBot round trip, long enough not to hammer the cache.
+SINGLE_FLIGHT_POLL = 0.05
+# The leader's lock outlives its call (the client's whole deadline, retries
+# included) by this margin, so it never expires while the call is under way; if
+# the leader dies, the lock frees itself this long after.
+LOCK_MARGIN = 5.0
+# A failed call is shared with the requests that waited on it for this long, so
+# they show the same page instead of each trying again at once.
+FAILURE_TTL = 5
+# After a 429 without a usable Retry-After or X-RateLimit-Reset, stay quiet this long.
+DEFAULT_QUIET_SECONDS = 60
+
+
+class FetchedLead(NamedTuple):
+    """A lead ready for the page, when it was read from PollyBot, and whether it is stale."""
+
+    lead: Lead
+    fetched_at: datetime
+    # Why a copy older than the freshness window is shown, or None when it is fresh:
+    # "unavailable", "rate_limited", "unexpected" (stale-if-error, RFC 5861) or
+    # "saving_budget" (few calls left this hour).
+    stale_reason: str | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_reason is not None
+
+    @property
+    def fetched_today(self) -> bool:
+        """Whether the copy is from today in the site's time zone (else the page names the day)."""
+        return timezone.localtime(self.fetched_at).date() == timezone.localdate()
+
+
+def _key(connection: Connection, kind: str, name: str = "") -> str:
+    return f"leadsite:{connection.namespace}:{kind}:{name}"
+
+
+def _cache_ttl() -> int:
+    return int(settings.POLLYBOT_CACHE_TTL)
+
+
+def _stale_ttl() -> int:
+    return max(int(settings.POLLYBOT_STALE_TTL), _cache_ttl())
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _record_budget(connection: Connection, client: pollybot.Client) -> None:
+    """Share the X-RateLimit-* values of the last answer with every instance."""
+    budget = client.last_rate_limit
+    if budget is None:
+        return
+    ttl = pollybot.RETRY_AFTER_MAX
+    if budget.reset is not None:
+        ttl = int(min(max(budget.reset - _now(), 1), pollybot.RETRY_AFTER_MAX))
+    cache.set(_key(connection, "budget"), budget, ttl)
+
+
+def get_budget(connection: Connection) -> pollybot.RateLimitInfo | None:
+    """The workspace's rate budget as last seen by any instance, if still current."""
+    budget = cache.get(_key(connection, "budget"))
+    return budget if isinstance(budget, pollybot.RateLimitInfo) else None
+
+
+def _budget_is_low(connection: Connection) -> bool:
+    budget = get_budget(connection)
+    if budget is None or budget.remaining is None or not budget.limit:
+        return False
+    return budget.remaining < budget.limit * LOW_BUDGET_FRACTION
+
+
+def quiet_until(connection: Connection) -> float | None:
+    """After a 429, the Unix time before which no call is made (None when calls are allowed)."""
+    until = cache.get(_key(connection, "quiet"))
+    return until if isinstance(until, float) and until > _now() else None
+
+
+def _enter_quiet_period(connection: Connection, error: pollybot.RateLimited) -> None:
+    wait = error.retry_after or DEFAULT_QUIET_SECONDS
+    cache.set(_key(connection, "quiet"), _now() + wait, wait)
+
+
+def _cached_copy(connection: Connection, lead_id: str) -> tuple[dict[str, Any], float] | None:
+    entry = cache.get(_key(connection, "lead", lead_id))
+    if isinstance(entry, tuple) and len(entry) == 2:
+        return entry
+    return None
+
+
+def _shown(data: dict[str, Any], fetched: float, stale_reason: str | None = None) -> FetchedLead:
     return FetchedLead(
         lead=Lead.from_api(data, today=timezone.localdate()),
-        fetched_at=timezone.now(),
+        fetched_at=datetime.fromtimestamp(fetched, tz=UTC),
+        stale_reason=stale_reason,
     )
+
+
+_STALE_REASONS: dict[type[pollybot.PollyBotError], str] = {
+    pollybot.UpstreamUnavailable: "unavailable",
+    pollybot.RateLimited: "rate_limited",
+    pollybot.UpstreamProtocolError: "unexpected",
+}
+
+
+def _stale_or_raise(
+    error: pollybot.PollyBotError, copy: tuple[dict[str, Any], float] | None
+) -> FetchedLead:
+    """RFC 5861 stale-if-error: a stale copy beats the error page, for these errors only.
+
+    A refused key may mean revoked access, and a lead not found may have been
+    deleted: those never show an old copy.
+    """
+    reason = next((r for cls, r in _STALE_REASONS.items() if isinstance(error, cls)), None)
+    if copy is None or reason is None:
+        raise error
+    logger.warning("showing a stale copy: %r", error)
+    return _shown(*copy, stale_reason=reason)
+
+
+def _fetch_and_store(connection: Connection, lead_id: str) -> tuple[dict[str, Any], float]:
+    """One upstream call; its outcome is cached for everyone (success, 404, or failure)."""
+    client = get_client(connection)
+    try:
+        data = client.get_lead(lead_id)
+    except pollybot.LeadNotFound as error:
+        cache.set(_key(connection, "notfound", lead_id), error, NOT_FOUND_TTL)
+        cache.delete(_key(connection, "lead", lead_id))  # deleted upstream: no stale copy
+        raise
+    except pollybot.PollyBotError as error:
+        if isinstance(error, pollybot.RateLimited):
+            _enter_quiet_period(connection, error)
+        cache.set(_key(connection, "failed", lead_id), error, FAILURE_TTL)
+        raise
+    finally:
+        _record_budget(connection, client)
+    entry = (data, _now())
+    cache.set(_key(connection, "lead", lead_id), entry, _stale_ttl())
+    cache.delete(_key(connection, "failed", lead_id))
+    return entry
+
+
+def _lock_ttl() -> int:
+    deadline = float(getattr(settings, "POLLYBOT_CALL_DEADLINE", pollybot.CALL_DEADLINE))
+    return int(deadline + LOCK_MARGIN) + 1
+
+
+def _single_flight(
+    connection: Connection, lead_id: str, *, seen: float | None
+) -> tuple[dict[str, Any], float]:
+    """Fetch once for everyone: the first caller calls PollyBot, the others wait for it.
+
+    The lock is a cache key taken with `add` (atomic in Redis and local memory)
+    holding a random token; only its owner deletes it. Waiters poll for a copy
+    newer than the one they saw (`seen`), the leader's shared failure, or its
+    404; if none comes within the lock's lifetime they make their own call.
+    """
+    lock_key = _key(connection, "lock", lead_id)
+    token = secrets.token_hex(16)
+    if cache.add(lock_key, token, _lock_ttl()):
+        try:
+            return _fetch_and_store(connection, lead_id)
+        finally:
+            # Only the owner releases; the lock outlives the call, so it is still ours.
+            if cache.get(lock_key) == token:
+                cache.delete(lock_key)
+    give_up = time.monotonic() + _lock_ttl()
+    while time.monotonic() < give_up:
+        time.sleep(SINGLE_FLIGHT_POLL)
+        copy = _cached_copy(connection, lead_id)
+        if copy is not None and (seen is None or copy[1] > seen):
+            return copy
+        not_found = cache.get(_key(connection, "notfound", lead_id))
+        if isinstance(not_found, pollybot.LeadNotFound):
+            raise not_found
+        failed = cache.get(_key(connection, "failed", lead_id))
+        if isinstance(failed, pollybot.PollyBotError) and cache.get(lock_key) is None:
+            raise failed
+        if cache.get(lock_key) is None and cache.add(lock_key, token, _lock_ttl()):
+            # The leader finished without a result we can use: lead this time.
+            try:
+                return _fetch_and_store(connection, lead_id)
+            finally:
+                if cache.get(lock_key) == token:
+                    cache.delete(lock_key)
+    logger.warning("single-flight wait for %s timed out: calling PollyBot directly", lead_id)
+    return _fetch_and_store(connection, lead_id)
+
+
+def get_lead(*, lead_id: str, refresh: bool = False) -> FetchedLead:
+    """One lead for the page: fresh from the cache, else fetched once for everyone.
+
+    The ID is checked before anything else (the seed's first best practice).
+    `refresh` skips the freshness window (the page's Refresh control, which is
+    itself limited by `allow_refresh`), never the rate-limit rules.
+    """
+    pollybot.validate_lead_id(lead_id)
+    connection = get_connection()
+    copy = _cached_copy(connection, lead_id)
+    if not refresh:
+        not_found = cache.get(_key(connection, "notfound", lead_id))
+        if isinstance(not_found, pollybot.LeadNotFound):
+            logger.info("lead %s: remembered not-found", lead_id)
+            raise not_found
+        if copy is not None and _now() - copy[1] < _cache_ttl():
+            logger.info("lead %s: cache hit", lead_id)
+            return _shown(*copy)
+        if copy is not None and _budget_is_low(connection):
+            logger.info("lead %s: stale copy, saving the rate budget", lead_id)
+            return _shown(*copy, stale_reason="saving_budget")
+        failed = cache.get(_key(connection, "failed", lead_id))
+        if isinstance(failed, pollybot.PollyBotError):
+            # PollyBot failed for this lead seconds ago: do not ask again at once.
+            logger.info("lead %s: recent failure, no call", lead_id)
+            return _stale_or_raise(failed, copy)
+    until = quiet_until(connection)
+    if until is not None:
+        quiet = pollybot.RateLimited(
+            "Waiting out PollyBot's rate limit", retry_after=max(int(until - _now()), 1)
+        )
+        logger.info("lead %s: rate-limit quiet period, no call", lead_id)
+        return _stale_or_raise(quiet, copy)
+    try:
+        fresh = _single_flight(connection, lead_id, seen=copy[1] if copy else None)
+    except pollybot.PollyBotError as error:
+        return _stale_or_raise(error, copy)
+    logger.info("lead %s: fetched from PollyBot", lead_id)
+    return _shown(*fresh)
+
+
+def allow_refresh(*, lead_id: str) -> bool:
+    """Whether a Refresh of this lead may call PollyBot now (one per REFRESH_INTERVAL)."""
+    pollybot.validate_lead_id(lead_id)
+    return bool(cache.add(_key(get_connection(), "refresh", lead_id), 1, REFRESH_INTERVAL))
 
 
 # A lead ID anywhere in pasted text: a bare ID, a link of this site, a CRM line.

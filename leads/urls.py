@@ -8,4 +8,5 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("leads/lookup/", views.lookup, name="lookup"),
     path("leads/<str:lead_id>/", views.lead_detail, name="detail"),
+    path("leads/<str:lead_id>/refresh/", views.lead_refresh, name="refresh"),
 ]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from leads import pollybot, services
 
@@ -63,8 +64,24 @@ def lead_detail(request: HttpRequest, lead_id: str) -> HttpResponse:
     return render(
         request,
         "leads/detail.html",
-        {"lead": fetched.lead, "fetched_at": fetched.fetched_at},
+        {"lead": fetched.lead, "fetched": fetched},
     )
+
+
+@require_POST
+def lead_refresh(request: HttpRequest, lead_id: str) -> HttpResponse:
+    """The Refresh control: fetch now, at most once per lead every few seconds for everyone."""
+    try:
+        if services.allow_refresh(lead_id=lead_id):
+            services.get_lead(lead_id=lead_id, refresh=True)
+        else:
+            messages.info(
+                request,
+                "This lead was refreshed from PollyBot moments ago: showing that copy.",
+            )
+    except pollybot.PollyBotError as error:
+        return error_response(request, error, lead_id=lead_id)
+    return redirect("leads:detail", lead_id=lead_id)
 
 
 @require_GET

@@ -104,6 +104,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # The fallback connection when no workspace has been saved in the admin.
 POLLYBOT_BASE_URL: str = env.str("POLLYBOT_BASE_URL", default="")
 POLLYBOT_API_KEY: str = env.str("POLLYBOT_API_KEY", default="")
+# Caching of leads (leads/services.py): fresh for POLLYBOT_CACHE_TTL seconds,
+# then kept as a stale copy (shown when PollyBot is down) up to POLLYBOT_STALE_TTL.
+POLLYBOT_CACHE_TTL: int = env.int("POLLYBOT_CACHE_TTL", default=300)
+POLLYBOT_STALE_TTL: int = env.int("POLLYBOT_STALE_TTL", default=86400)
 # Lets an admin save an http:// base URL to localhost/127.0.0.1 with DEBUG off
 # (the sandbox in tests and demos). Never needed in production.
 POLLYBOT_ALLOW_HTTP_LOCALHOST: bool = env.bool("POLLYBOT_ALLOW_HTTP_LOCALHOST", default=False)

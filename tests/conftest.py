@@ -6,10 +6,19 @@ from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 
 from sandbox.app import SandboxApp
 from sandbox.data import DEMO_API_KEY
 from sandbox.server import RunningSandbox, serve
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    """Every test starts with an empty cache (local memory, or the real Redis in CI)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
