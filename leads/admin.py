@@ -19,9 +19,14 @@ from leads.models import Workspace
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
     form = WorkspaceForm
-    fields = ("name", "base_url", "api_key", "version", "updated_at")
-    readonly_fields = ("version", "updated_at")
+    fields = ("name", "base_url", "api_key", "rate_budget", "version", "updated_at")
+    readonly_fields = ("rate_budget", "version", "updated_at")
     change_form_template = "admin/leads/workspace/change_form.html"
+
+    @admin.display(description="rate budget this hour")
+    def rate_budget(self, obj: Workspace) -> str:
+        # Shared by every instance through the cache, from PollyBot's X-RateLimit-* headers.
+        return services.describe_budget() if obj.pk else "Shown once the workspace is saved."
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # One workspace: once it exists, it is edited, not added again.

@@ -9,6 +9,7 @@ escapes. The API key never appears in a log record, an exception or a repr.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import email.utils
 import functools
@@ -17,6 +18,8 @@ import json
 import logging
 import math
 import re
+import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -27,6 +30,7 @@ from typing import Any, Self, TypedDict, Unpack, cast
 import requests
 import requests.adapters
 import requests.auth
+import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
 from urllib3.util import Retry, Timeout
@@ -409,14 +413,50 @@ def _unwrap_success(
 
 @dataclass
 class _Call:
-    """State of one client call, seen by the retry policy through a ContextVar."""
+    """State of one client call, seen by the retry policy through a ContextVar.
+
+    It also holds the deadline's watchdog: urllib3's timeouts bound each socket
+    read, not the wait for the status line and headers, so a server that
+    trickles its headers one byte at a time would outlast any deadline. When the
+    deadline passes, the watchdog shuts the call's socket down, which ends the
+    blocked read at once.
+    """
 
     deadline: float  # time.monotonic() value
     retries: int = 0
     clock: Callable[[], float] = field(default=time.monotonic)
+    _sock: socket.socket | None = None
+    _done: bool = False
+    _timer: threading.Timer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def remaining(self) -> float:
         return self.deadline - self.clock()
+
+    def start_watchdog(self) -> None:
+        self._timer = threading.Timer(max(self.remaining(), 0.0), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        """The socket the current attempt is about to wait on."""
+        with self._lock:
+            self._sock = sock
+
+    def finish(self) -> None:
+        """Stop watching before the connection goes back to the pool."""
+        with self._lock:
+            self._done = True
+            self._sock = None
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done or self._sock is None:
+                return
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
 
 
 _CURRENT_CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar(
@@ -471,6 +511,43 @@ class _DeadlineTimeout(Timeout):
         connect = cast(float, self._connect)
         read = cast(float, self._read)
         return Timeout(connect=min(connect, left), read=min(read, left), total=left)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    """Hands its socket to the call's watchdog before waiting for the answer."""
+
+    def getresponse(self) -> urllib3.connection.HTTPResponse:  # type: ignore[override]
+        call = _CURRENT_CALL.get()
+        if call is not None:
+            call.watch(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def getresponse(self) -> urllib3.connection.HTTPResponse:  # type: ignore[override]
+        call = _CURRENT_CALL.get()
+        if call is not None:
+            call.watch(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter whose pools use the watched connections above."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPConnectionPool,
+            "https": _WatchedHTTPSConnectionPool,
+        }
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -656,9 +733,7 @@ class Client:
             respect_retry_after_header=False,  # never sleep for a long Retry-After
             raise_on_status=False,  # the last 5xx comes back and is mapped like any answer
         )
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=1, pool_maxsize=POOL_MAXSIZE, max_retries=retry
-        )
+        adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=POOL_MAXSIZE, max_retries=retry)
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         # Mounted on a given session too: the retry policy must hold whoever built it.
@@ -743,6 +818,7 @@ class Client:
         call = _Call(deadline=started + self._deadline)
         token = _CURRENT_CALL.set(call)
         status: int | None = None
+        call.start_watchdog()
         try:
             try:
                 response = self._session.request(
@@ -771,6 +847,7 @@ class Client:
             self._log(method, path, started, call, status=status, error=error)
             raise
         finally:
+            call.finish()
             _CURRENT_CALL.reset(token)
         self._log(method, path, started, call, status=status, error=None)
         return data
@@ -807,10 +884,17 @@ class Client:
                 "PollyBot did not answer in time", timeout=True, **fields
             ) from exc
         except _TRANSPORT_ERRORS as exc:
-            error = _error_from_exception(exc, call=call, lead_id=lead_id)
-            error.status, error.request_id = status, request_id
-            raise error from exc
+            if _is_timeout(exc) or call.remaining() <= 0:
+                raise UpstreamUnavailable(
+                    "PollyBot did not answer in time", timeout=True, **fields
+                ) from exc
+            # The answer began and then broke off (truncated, reset mid-body):
+            # whatever came is not a complete answer we could use.
+            raise UpstreamProtocolError(
+                f"PollyBot's answer was cut short ({type(exc).__name__})", **fields
+            ) from exc
         finally:
+            call.finish()  # before the connection goes back to the pool
             response.close()
         if 200 <= status < 300:
             if body is None:

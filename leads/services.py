@@ -207,6 +207,30 @@ def get_budget(connection: Connection) -> pollybot.RateLimitInfo | None:
     return budget if isinstance(budget, pollybot.RateLimitInfo) else None
 
 
+def describe_budget() -> str:
+    """The workspace's rate budget in one sentence, for staff (the workspace admin page)."""
+    try:
+        connection = get_connection()
+    except pollybot.NotConfigured:
+        return "Not known: the workspace is not configured."
+    parts: list[str] = []
+    budget = get_budget(connection)
+    if budget is None or budget.remaining is None:
+        parts.append("Not known yet: no PollyBot answer in the last hour.")
+    else:
+        limit = f" of {budget.limit:,}" if budget.limit is not None else ""
+        parts.append(f"{budget.remaining:,}{limit} calls left")
+        if budget.reset is not None:
+            reset = timezone.localtime(datetime.fromtimestamp(budget.reset, tz=UTC))
+            parts[-1] += f"; the oldest counted call expires at {reset:%H:%M:%S %Z}"
+        parts[-1] += "."
+    until = quiet_until(connection)
+    if until is not None:
+        resume = timezone.localtime(datetime.fromtimestamp(until, tz=UTC))
+        parts.append(f"Rate-limited: no calls until {resume:%H:%M:%S %Z}.")
+    return " ".join(parts)
+
+
 def _budget_is_low(connection: Connection) -> bool:
     budget = get_budget(connection)
     if budget is None or budget.remaining is None or not budget.limit:
@@ -248,15 +272,18 @@ _STALE_REASONS: dict[type[pollybot.PollyBotError], str] = {
 
 
 def _stale_or_raise(
-    error: pollybot.PollyBotError, copy: tuple[dict[str, Any], float] | None
+    connection: Connection,
+    error: pollybot.PollyBotError,
+    copy: tuple[dict[str, Any], float] | None,
 ) -> FetchedLead:
     """RFC 5861 stale-if-error: a stale copy beats the error page, for these errors only.
 
     A refused key may mean revoked access, and a lead not found may have been
-    deleted: those never show an old copy.
+    deleted: those never show an old copy. Once PollyBot has refused the key,
+    no old copy is shown at all until a call succeeds again.
     """
     reason = next((r for cls, r in _STALE_REASONS.items() if isinstance(error, cls)), None)
-    if copy is None or reason is None:
+    if copy is None or reason is None or cache.get(_key(connection, "refused")):
         raise error
     logger.warning("showing a stale copy: %r", error)
     return _shown(*copy, stale_reason=reason)
@@ -274,19 +301,49 @@ def _fetch_and_store(connection: Connection, lead_id: str) -> tuple[dict[str, An
     except pollybot.PollyBotError as error:
         if isinstance(error, pollybot.RateLimited):
             _enter_quiet_period(connection, error)
+        if isinstance(error, pollybot.AuthenticationFailed):
+            cache.set(_key(connection, "refused"), True, _stale_ttl())
         cache.set(_key(connection, "failed", lead_id), error, FAILURE_TTL)
         raise
     finally:
         _record_budget(connection, client)
     entry = (data, _now())
     cache.set(_key(connection, "lead", lead_id), entry, _stale_ttl())
-    cache.delete(_key(connection, "failed", lead_id))
+    cache.delete_many([_key(connection, "failed", lead_id), _key(connection, "refused")])
     return entry
 
 
 def _lock_ttl() -> int:
     deadline = float(getattr(settings, "POLLYBOT_CALL_DEADLINE", pollybot.CALL_DEADLINE))
     return int(deadline + LOCK_MARGIN) + 1
+
+
+def _newer_copy(
+    connection: Connection, lead_id: str, *, seen: float | None
+) -> tuple[dict[str, Any], float] | None:
+    """A copy stored after the one this request saw (any copy, if it saw none)."""
+    copy = _cached_copy(connection, lead_id)
+    return copy if copy is not None and (seen is None or copy[1] > seen) else None
+
+
+def _lead_the_flight(
+    connection: Connection, lead_id: str, *, seen: float | None, lock_key: str, token: str
+) -> tuple[dict[str, Any], float]:
+    """Holding the lock: call PollyBot unless the previous leader's result just landed."""
+    try:
+        # Check again under the lock: a leader may have stored its result and
+        # released the lock between this request's last look and its `add`.
+        landed = _newer_copy(connection, lead_id, seen=seen)
+        if landed is not None:
+            return landed
+        not_found = cache.get(_key(connection, "notfound", lead_id))
+        if isinstance(not_found, pollybot.LeadNotFound):
+            raise not_found
+        return _fetch_and_store(connection, lead_id)
+    finally:
+        # Only the owner releases; the lock outlives the call, so it is still ours.
+        if cache.get(lock_key) == token:
+            cache.delete(lock_key)
 
 
 def _single_flight(
@@ -297,36 +354,29 @@ def _single_flight(
     The lock is a cache key taken with `add` (atomic in Redis and local memory)
     holding a random token; only its owner deletes it. Waiters poll for a copy
     newer than the one they saw (`seen`), the leader's shared failure, or its
-    404; if none comes within the lock's lifetime they make their own call.
+    404; when the lock is gone with none of those (the leader died), one of
+    them leads instead; past the lock's lifetime each calls for itself.
     """
     lock_key = _key(connection, "lock", lead_id)
     token = secrets.token_hex(16)
     if cache.add(lock_key, token, _lock_ttl()):
-        try:
-            return _fetch_and_store(connection, lead_id)
-        finally:
-            # Only the owner releases; the lock outlives the call, so it is still ours.
-            if cache.get(lock_key) == token:
-                cache.delete(lock_key)
+        return _lead_the_flight(connection, lead_id, seen=seen, lock_key=lock_key, token=token)
     give_up = time.monotonic() + _lock_ttl()
     while time.monotonic() < give_up:
         time.sleep(SINGLE_FLIGHT_POLL)
-        copy = _cached_copy(connection, lead_id)
-        if copy is not None and (seen is None or copy[1] > seen):
-            return copy
+        landed = _newer_copy(connection, lead_id, seen=seen)
+        if landed is not None:
+            return landed
         not_found = cache.get(_key(connection, "notfound", lead_id))
         if isinstance(not_found, pollybot.LeadNotFound):
             raise not_found
+        if cache.get(lock_key) is not None:
+            continue
         failed = cache.get(_key(connection, "failed", lead_id))
-        if isinstance(failed, pollybot.PollyBotError) and cache.get(lock_key) is None:
+        if isinstance(failed, pollybot.PollyBotError):
             raise failed
-        if cache.get(lock_key) is None and cache.add(lock_key, token, _lock_ttl()):
-            # The leader finished without a result we can use: lead this time.
-            try:
-                return _fetch_and_store(connection, lead_id)
-            finally:
-                if cache.get(lock_key) == token:
-                    cache.delete(lock_key)
+        if cache.add(lock_key, token, _lock_ttl()):
+            return _lead_the_flight(connection, lead_id, seen=seen, lock_key=lock_key, token=token)
     logger.warning("single-flight wait for %s timed out: calling PollyBot directly", lead_id)
     return _fetch_and_store(connection, lead_id)
 
@@ -356,18 +406,18 @@ def get_lead(*, lead_id: str, refresh: bool = False) -> FetchedLead:
         if isinstance(failed, pollybot.PollyBotError):
             # PollyBot failed for this lead seconds ago: do not ask again at once.
             logger.info("lead %s: recent failure, no call", lead_id)
-            return _stale_or_raise(failed, copy)
+            return _stale_or_raise(connection, failed, copy)
     until = quiet_until(connection)
     if until is not None:
         quiet = pollybot.RateLimited(
             "Waiting out PollyBot's rate limit", retry_after=max(int(until - _now()), 1)
         )
         logger.info("lead %s: rate-limit quiet period, no call", lead_id)
-        return _stale_or_raise(quiet, copy)
+        return _stale_or_raise(connection, quiet, copy)
     try:
         fresh = _single_flight(connection, lead_id, seen=copy[1] if copy else None)
     except pollybot.PollyBotError as error:
-        return _stale_or_raise(error, copy)
+        return _stale_or_raise(connection, error, copy)
     logger.info("lead %s: fetched from PollyBot", lead_id)
     return _shown(*fresh)
 

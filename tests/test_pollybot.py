@@ -999,6 +999,41 @@ def test_silent_server_is_cut_off_at_the_deadline_not_the_read_timeout(
     assert elapsed < 3
 
 
+def test_headers_trickled_under_the_read_timeout_are_cut_at_the_deadline(
+    serve: Callable[[Handler], LocalServer],
+) -> None:
+    holder: list[LocalServer] = []
+
+    def trickle_head(conn: socket.socket, index: int) -> None:
+        # One byte of the status line every 0.1 s: each read succeeds well within
+        # the read timeout, so only the call's deadline can end this.
+        for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 100:
+            if holder[0].stopped().wait(0.1):
+                return
+            conn.sendall(bytes([byte]))
+
+    server = serve(trickle_head)
+    holder.append(server)
+    with _local_client(server.url, read_timeout=0.5, deadline=1.0) as c:
+        started = time.monotonic()
+        with pytest.raises(UpstreamUnavailable) as info:
+            c.get_lead(LEAD_ID)
+        elapsed = time.monotonic() - started
+    assert info.value.timeout is True
+    assert elapsed < 2  # correctness bound: without the watchdog this runs ~11 s
+
+
+def test_a_body_cut_short_is_an_unexpected_answer(
+    serve: Callable[[Handler], LocalServer],
+) -> None:
+    cut = b'HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n{"success": tr'
+    server = serve(_scripted(cut))
+    with _local_client(server.url) as c, pytest.raises(UpstreamProtocolError) as info:
+        c.get_lead(LEAD_ID)
+    assert info.value.status == 200
+    assert server.connections == 1
+
+
 def test_declared_oversize_is_refused_without_reading(
     serve: Callable[[Handler], LocalServer],
 ) -> None:
