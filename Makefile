@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SANDBOX_PORT ?= 8765
 PORT ?= 8000
 
-.PHONY: run test lint format screenshots clean
+.PHONY: run serve test lint format screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ run: $(STAMP)  ## Start the stand-in API and the site, with a demo login
 	DEBUG=true \
 	POLLYBOT_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) POLLYBOT_API_KEY=$(DEMO_API_KEY) \
 	$(PY) manage.py demo --port $(PORT)
+
+serve: $(STAMP)  ## The production stack locally: gunicorn, WhiteNoise, DEBUG off, the sandbox API
+	$(PY) scripts/serve.py
 
 test: $(STAMP)  ## Run the whole test suite
 	$(PY) -m pytest

@@ -5,3 +5,7 @@ class LeadsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "leads"
     verbose_name = "Leads"
+
+    def ready(self) -> None:
+        # Connects the user_logged_in receiver that starts a session's absolute lifetime.
+        from leads import middleware  # noqa: F401

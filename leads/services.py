@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from leads import encryption, pollybot
 from leads.lead import Lead
+from leads.log import cache_outcome_var
 from leads.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -414,10 +415,15 @@ def get_lead(*, lead_id: str, refresh: bool = False) -> FetchedLead:
         )
         logger.info("lead %s: rate-limit quiet period, no call", lead_id)
         return _stale_or_raise(connection, quiet, copy)
+    # Why the cache could not answer: the client's log line for the call says it.
+    outcome = "refresh" if refresh else ("expired" if copy else "miss")
+    token = cache_outcome_var.set(outcome)
     try:
         fresh = _single_flight(connection, lead_id, seen=copy[1] if copy else None)
     except pollybot.PollyBotError as error:
         return _stale_or_raise(connection, error, copy)
+    finally:
+        cache_outcome_var.reset(token)
     logger.info("lead %s: fetched from PollyBot", lead_id)
     return _shown(*fresh)
 

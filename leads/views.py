@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from leads import pollybot, services
@@ -55,6 +56,7 @@ def error_response(
     return response
 
 
+@never_cache  # personal data: Cache-Control no-store, never kept by browsers or proxies
 @require_GET
 def lead_detail(request: HttpRequest, lead_id: str) -> HttpResponse:
     try:
@@ -68,6 +70,7 @@ def lead_detail(request: HttpRequest, lead_id: str) -> HttpResponse:
     )
 
 
+@never_cache
 @require_POST
 def lead_refresh(request: HttpRequest, lead_id: str) -> HttpResponse:
     """The Refresh control: fetch now, at most once per lead every few seconds for everyone."""
@@ -84,6 +87,7 @@ def lead_refresh(request: HttpRequest, lead_id: str) -> HttpResponse:
     return redirect("leads:detail", lead_id=lead_id)
 
 
+@never_cache
 @require_GET
 def lookup(request: HttpRequest) -> HttpResponse:
     """The lookup box: a lead ID (or text holding one) goes to its page."""

@@ -6,6 +6,7 @@ is read when present; real environment variables win over it.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -42,18 +43,25 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "csp",
     "leads",
+    "axes",  # last, as django-axes asks
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "leads.middleware.RequestIDMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "leads.middleware.SessionLifetimeMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "leadsite.urls"
@@ -91,6 +99,33 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Sessions -----------------------------------------------------------------
+# Idle timeout: the session ends after this many seconds without a request
+# (renewed while active, leads.middleware). Absolute lifetime: it ends this
+# long after login however active it was. Defaults fit a working day.
+SESSION_COOKIE_AGE: int = env.int("SESSION_IDLE_TIMEOUT", default=4 * 60 * 60)
+SESSION_MAX_AGE: int = env.int("SESSION_MAX_AGE", default=12 * 60 * 60)
+# Sessions live in the database (logout and deactivation end them on the
+# server), read through the cache.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
+# --- Login throttling (django-axes) ---------------------------------------------
+# 10 failures for one username within 15 minutes lock that username for 15
+# minutes, whether or not the user exists. Never by IP address alone: behind
+# the TLS proxy, or from a shared office network, many people share one
+# address, and an outsider must not be able to lock them all out. The
+# (username, IP) pair is tracked too (axes' check asks for the IP); it can
+# never reach the limit before the username alone does.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 10
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username", ["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE: str = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -98,7 +133,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# WhiteNoise serves static files itself, compressed, under hashed names (cached
+# forever by browsers); run `manage.py collectstatic` before serving.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # --- The PollyBot workspace -------------------------------------------------
 # The fallback connection when no workspace has been saved in the admin.
@@ -117,21 +158,53 @@ POLLYBOT_ALLOW_HTTP_LOCALHOST: bool = env.bool("POLLYBOT_ALLOW_HTTP_LOCALHOST", 
 SECURE_SSL_REDIRECT: bool = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# HSTS: one year, subdomains included; configurable. `preload` only allows a
+# submission to the browsers' preload list, it does not make one.
+SECURE_HSTS_SECONDS: int = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD: bool = env.bool("SECURE_HSTS_PRELOAD", default=True)
+# Only behind a proxy that overwrites X-Forwarded-Proto (see the README).
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# Content-Security-Policy (django-csp 4): everything from this site, nothing
+# inline, no plugins, no framing, forms post only here.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+
 # --- Logging -----------------------------------------------------------------
+# One line per event with the request ID; the filter redacts anything shaped
+# like a workspace key, as a last line of defence.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"context": {"()": "leads.log.RequestContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "format": (
+                "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s "
+                "cache=%(cache)s %(message)s"
+            )
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["context"],
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {

@@ -7,10 +7,17 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.core.management import call_command
 
 from sandbox.app import SandboxApp
 from sandbox.data import DEMO_API_KEY
 from sandbox.server import RunningSandbox, serve
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collected_static() -> None:
+    """Pages use WhiteNoise's hashed static names, as in production: collect them once."""
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 @pytest.fixture(autouse=True)
