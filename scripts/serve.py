@@ -43,13 +43,12 @@ def main() -> int:
         "GUNICORN_BIND": f"127.0.0.1:{PORT}",
         "DJANGO_SUPERUSER_PASSWORD": password,
     }
-    manage = [sys.executable, "manage.py"]
-    run = {"cwd": ROOT, "env": env, "check": True}
-    subprocess.run([*manage, "migrate", "--noinput", "-v0"], **run)  # noqa: S603
-    subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], **run)  # noqa: S603
-    subprocess.run(  # noqa: S603
-        [*manage, "shell", "-c", _DEMO_USER], **run
-    )
+    for command in (
+        ["migrate", "--noinput", "-v0"],
+        ["collectstatic", "--noinput", "-v0"],
+        ["shell", "-c", _DEMO_USER],
+    ):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)  # noqa: S603
     print(f"\n  Demo login: demo / {password}")
     print(f"  The seed lead: http://127.0.0.1:{PORT}/leads/lead_1234567890abcdef/\n")
     gunicorn = Path(sys.executable).with_name("gunicorn")
