@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db import connections
 from django.test import Client
 
-from leads import services
+from leads import freshness, services
 from sandbox.data import SEED_LEAD
 
 SEED_ID = SEED_LEAD["id"]
@@ -149,7 +149,7 @@ def test_the_budget_is_shared_and_shown_to_staff(sales_client, sandbox, settings
     from django.contrib.auth import get_user_model
 
     sales_client.get(SEED_URL)
-    budget = services.get_budget(services.get_connection())
+    budget = freshness.get_budget(services.get_connection())
     assert budget is not None
     assert (budget.limit, budget.remaining) == (1000, 999)
     admin = get_user_model().objects.create_superuser("root", "r@example.com", "pw-123456789")

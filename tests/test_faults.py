@@ -217,7 +217,7 @@ def all_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch):
 
 def _lead_entry() -> object:
     # Services internals, on purpose: the only way to see what a fault left in the cache.
-    return cache.get(f"leadsite:{services.get_connection().namespace}:lead:{LEAD_ID}")
+    return cache.get(f"leadsite:{services.get_connection().namespace}:copy:{LEAD_ID}")
 
 
 def _page(client: DjangoClient, lead_id: str = LEAD_ID):
