@@ -7,13 +7,18 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
+from django.core.validators import RegexValidator
 
 from leads import encryption, pollybot
+from leads.lead import KNOWN_STATUSES
 from leads.models import Workspace
+from leads.services import DEFAULT_PAGE_SIZE, LeadQuery
 
 # The documented key shape (pollybot-api.md): the prefix plus 51 characters.
 EXPECTED_KEY_LENGTH = 64
 LOCAL_HOSTS = {"localhost", "127.0.0.1"}
+# Page sizes offered on the list; PollyBot's maximum is 100.
+PAGE_SIZES = (10, 20, 50, 100)
 
 
 class WorkspaceForm(forms.ModelForm):
@@ -108,3 +113,55 @@ class WorkspaceForm(forms.ModelForm):
         if commit:
             workspace.save()
         return workspace
+
+
+class LeadListForm(forms.Form):
+    """The list's search, filters and paging, read from the query string.
+
+    Unknown values are refused here, with a message, and never sent upstream.
+    A page size above PollyBot's maximum (100) is refused, not clamped, so the
+    page never silently shows something other than what the link asked for.
+    """
+
+    q = forms.CharField(label="Search name or email", required=False, max_length=200)
+    status = forms.ChoiceField(
+        label="Status",
+        required=False,
+        choices=[("", "Any status"), *KNOWN_STATUSES.items()],
+        error_messages={"invalid_choice": "“%(value)s” is not a lead status."},
+    )
+    source = forms.CharField(
+        label="Source",
+        required=False,
+        max_length=50,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9_.\- ]*$",
+                "A source is a single word such as website or chatbot.",
+            )
+        ],
+    )
+    page = forms.IntegerField(
+        label="Page",
+        required=False,
+        min_value=1,
+        max_value=100_000,
+        error_messages={"invalid": "The page must be a number."},
+    )
+    limit = forms.TypedChoiceField(
+        label="Leads per page",
+        required=False,
+        coerce=int,
+        choices=[(str(n), str(n)) for n in PAGE_SIZES],
+        error_messages={"invalid_choice": "Show 10, 20, 50 or 100 leads per page (at most 100)."},
+    )
+
+    def to_query(self) -> LeadQuery:
+        data = self.cleaned_data
+        return LeadQuery(
+            search=data.get("q") or "",
+            status=data.get("status") or "",
+            source=(data.get("source") or "").strip(),
+            page=data.get("page") or 1,
+            limit=data.get("limit") or DEFAULT_PAGE_SIZE,
+        )

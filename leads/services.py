@@ -7,14 +7,17 @@ functions and handle the closed set of errors in `leads.pollybot`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from leads import encryption, freshness, pollybot
@@ -199,8 +202,198 @@ def describe_budget() -> str:
     return " ".join(parts)
 
 
+# --- The list of leads (List Leads) -----------------------------------------------
+
+# A list answer is fresh this long per distinct query: browsing back and forth
+# costs nothing, and a lead created a minute ago appears soon enough.
+LIST_FRESH_FOR = 60
+DEFAULT_PAGE_SIZE = 20
+# How many recently opened leads each user is offered again, and for how long
+# (a month: a salesperson back from holiday still finds them).
+RECENT_LEADS_KEPT = 10
+RECENT_LEADS_TTL = 30 * 24 * 60 * 60
+
+
+@dataclass(frozen=True)
+class LeadQuery:
+    """One page of the list: search (name and email), filters, page and page size."""
+
+    search: str = ""
+    status: str = ""
+    source: str = ""
+    page: int = 1
+    limit: int = DEFAULT_PAGE_SIZE
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """The query string of this page (only what differs from the defaults)."""
+        values = {**self.__dict__, **changes}
+        pairs = {
+            "q": values["search"],
+            "status": values["status"],
+            "source": values["source"],
+            "page": str(values["page"]) if values["page"] != 1 else "",
+            "limit": str(values["limit"]) if values["limit"] != DEFAULT_PAGE_SIZE else "",
+        }
+        return {name: value for name, value in pairs.items() if value}
+
+    def cache_name(self) -> str:
+        fields = json.dumps(self.__dict__, sort_keys=True)
+        return "list-" + hashlib.sha256(fields.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class LeadPage:
+    """One page of leads as List Leads returned it (items carry essential fields only)."""
+
+    query: LeadQuery
+    leads: tuple[Lead, ...]
+    total: int
+    total_pages: int
+    has_next: bool
+    has_prev: bool
+    fetched_at: datetime
+    stale_reason: str | None = None
+
+    @property
+    def past_the_end(self) -> bool:
+        return self.query.page > max(self.total_pages, 1)
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_reason is not None
+
+    @property
+    def fetched_today(self) -> bool:
+        return freshness.fetched_today(self.fetched_at)
+
+
+def _count(value: object, default: int = 0) -> int:
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+    )
+
+
+def list_leads(*, query: LeadQuery) -> LeadPage:
+    """A page of the list, cached per distinct query under the same rules as a lead.
+
+    List items are trimmed (pollybot-api.md), so they never fill a lead's cache.
+    """
+    connection = get_connection()
+    resource = freshness.Resource(
+        name=query.cache_name(),
+        fetch=lambda client: client.list_leads(
+            page=query.page,
+            limit=query.limit,
+            status=query.status or None,
+            source=query.source or None,
+            search=query.search or None,
+        ),
+        fresh_for=LIST_FRESH_FOR,
+    )
+    fetched = freshness.fetch(connection, get_client(connection), resource)
+    pagination = fetched.data.get("pagination") or {}
+    today = timezone.localdate()
+    leads = tuple(Lead.from_api(item, today=today) for item in fetched.data.get("leads") or [])
+    total = _count(pagination.get("total"), len(leads))
+    return LeadPage(
+        query=query,
+        leads=leads,
+        total=total,
+        total_pages=_count(pagination.get("totalPages"), 1 if total else 0),
+        has_next=pagination.get("hasNext") is True,
+        has_prev=pagination.get("hasPrev") is True,
+        fetched_at=fetched.fetched_at,
+        stale_reason=fetched.stale_reason,
+    )
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Where Previous and Next lead, for a lead opened from a page of the list."""
+
+    previous: tuple[str, dict[str, str]] | None  # (lead ID, list query of its page)
+    next: tuple[str, dict[str, str]] | None
+    list_params: dict[str, str]
+
+    @property
+    def list_querystring(self) -> str:
+        return urlencode(self.list_params)
+
+
+def neighbours(*, lead_id: str, query: LeadQuery) -> Neighbours | None:
+    """The leads before and after this one in the list it was opened from.
+
+    Reads the cached list pages (one call at most per page a minute); None when
+    the lead is not on that page any more or the list cannot be read.
+    """
+    try:
+        page = list_leads(query=query)
+        ids = [lead.id for lead in page.leads]
+        if lead_id not in ids:
+            return None
+        at = ids.index(lead_id)
+        before = after = None
+        if at > 0:
+            before = (ids[at - 1], query.params())
+        elif page.has_prev:
+            earlier = replace(query, page=query.page - 1)
+            previous_page = list_leads(query=earlier)
+            if previous_page.leads:
+                before = (previous_page.leads[-1].id, earlier.params())
+        if at < len(ids) - 1:
+            after = (ids[at + 1], query.params())
+        elif page.has_next:
+            later = replace(query, page=query.page + 1)
+            next_page = list_leads(query=later)
+            if next_page.leads:
+                after = (next_page.leads[0].id, later.params())
+    except pollybot.PollyBotError as error:
+        logger.info("no previous/next for %s: %r", lead_id, error)
+        return None
+    return Neighbours(previous=before, next=after, list_params=query.params())
+
+
+@dataclass(frozen=True)
+class RecentLead:
+    lead_id: str
+    name: str
+
+
+def _recent_key(user: Any) -> str:
+    return f"leadsite:recent:{user.pk}"
+
+
+def record_view(*, user: Any, lead: Lead) -> None:
+    """Remember that this user opened this lead (the last RECENT_LEADS_KEPT are kept).
+
+    Kept in the cache (shared by every instance), not the database: a page view
+    costs no database write.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return
+    earlier = [item for item in recent_leads(user=user) if item.lead_id != lead.id]
+    latest = [RecentLead(lead_id=lead.id, name=lead.display_name[:200]), *earlier]
+    cache.set(_recent_key(user), latest[:RECENT_LEADS_KEPT], RECENT_LEADS_TTL)
+
+
+def recent_leads(*, user: Any) -> list[RecentLead]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    items = cache.get(_recent_key(user))
+    return (
+        [item for item in items if isinstance(item, RecentLead)] if isinstance(items, list) else []
+    )
+
+
 # A lead ID anywhere in pasted text: a bare ID, a link of this site, a CRM line.
 _LEAD_ID_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_-])lead_[A-Za-z0-9]+(?![A-Za-z0-9_-])")
+# "lead_…", "lead-…", "LEAD_…" with no spaces: a (mistyped) ID, not a name.
+_MEANT_AS_ID = re.compile(r"(?i)lead[_-]\S*\Z")
+
+
+def looks_like_lead_id(text: str) -> bool:
+    """Whether lookup text was meant as a lead ID (a malformed one gets the invalid-ID page)."""
+    return _MEANT_AS_ID.match(text.strip()) is not None
 
 
 def find_lead_id(text: str) -> str | None:

@@ -6,6 +6,7 @@ app_name = "leads"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("leads/", views.lead_list, name="list"),
     path("leads/lookup/", views.lookup, name="lookup"),
     path("leads/<str:lead_id>/", views.lead_detail, name="detail"),
     path("leads/<str:lead_id>/refresh/", views.lead_refresh, name="refresh"),

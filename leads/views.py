@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from leads import pollybot, services
+from leads.forms import LeadListForm
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ def error_response(
         "lead_id": lead_id,
         "expected_format": pollybot.EXPECTED_LEAD_ID_FORMAT,
     }
+    if isinstance(error, pollybot.LeadNotFound):
+        context["recent"] = services.recent_leads(user=request.user)
     if isinstance(error, pollybot.UpstreamUnavailable) and error.timeout:
         status = 504
     retry_after = error.retry_after if isinstance(error, pollybot.RateLimited) else None
@@ -63,10 +68,17 @@ def lead_detail(request: HttpRequest, lead_id: str) -> HttpResponse:
         fetched = services.get_lead(lead_id=lead_id)
     except pollybot.PollyBotError as error:
         return error_response(request, error, lead_id=lead_id)
+    services.record_view(user=request.user, lead=fetched.lead)
+    # Opened from a page of the list: Previous and Next keep its filters and page.
+    neighbours = None
+    if request.GET.get("from") == "list":
+        form = LeadListForm(request.GET)
+        if form.is_valid():
+            neighbours = services.neighbours(lead_id=lead_id, query=form.to_query())
     return render(
         request,
         "leads/detail.html",
-        {"lead": fetched.lead, "fetched": fetched},
+        {"lead": fetched.lead, "fetched": fetched, "neighbours": neighbours},
     )
 
 
@@ -89,13 +101,35 @@ def lead_refresh(request: HttpRequest, lead_id: str) -> HttpResponse:
 
 @never_cache
 @require_GET
+def lead_list(request: HttpRequest) -> HttpResponse:
+    """The list: search, filters and paging from the query string, so it can be shared."""
+    form = LeadListForm(request.GET)
+    context: dict[str, object] = {
+        "form": form,
+        "recent": services.recent_leads(user=request.user),
+    }
+    if not form.is_valid():
+        return render(request, "leads/list.html", context, status=400)
+    try:
+        context["page"] = services.list_leads(query=form.to_query())
+    except pollybot.PollyBotError as error:
+        return error_response(request, error)
+    return render(request, "leads/list.html", context)
+
+
+@never_cache
+@require_GET
 def lookup(request: HttpRequest) -> HttpResponse:
-    """The lookup box: a lead ID (or text holding one) goes to its page."""
+    """The lookup box: a lead ID, a pasted link or text holding one, else a search."""
     query = request.GET.get("q", "").strip()
     if not query:
-        return redirect("leads:home")
+        return redirect("leads:list")
+    lead_id = services.find_lead_id(query)
+    if lead_id is None and not services.looks_like_lead_id(query):
+        # An email address or a name: the list, searched.
+        return redirect(f"{reverse('leads:list')}?{urlencode({'q': query[:200]})}")
     try:
-        lead_id = pollybot.validate_lead_id(services.find_lead_id(query) or query)
+        lead_id = pollybot.validate_lead_id(lead_id or query)
     except pollybot.InvalidLeadId as error:
         return error_response(request, error, lead_id=query[:200])
     return redirect("leads:detail", lead_id=lead_id)
@@ -103,7 +137,7 @@ def lookup(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "leads/home.html")
+    return redirect("leads:list")
 
 
 @login_not_required

@@ -186,6 +186,11 @@ class SandboxApp:
         with self._lock:
             self._leads = {str(lead.get("id")): copy.deepcopy(lead) for lead in leads}
 
+    def leads_snapshot(self) -> list[dict[str, Any]]:
+        """The workspace as it is now (deep copies), in insertion order: for tests' checks."""
+        with self._lock:
+            return copy.deepcopy(list(self._leads.values()))
+
     def inject(
         self,
         *,

@@ -338,17 +338,18 @@ def test_lookup_goes_to_the_lead(sales_client, query):
     assert response["Location"] == SEED_URL
 
 
-def test_lookup_without_an_id_gets_the_invalid_id_page(sales_client, sandbox):
-    response = sales_client.get("/leads/lookup/", {"q": "invalid-id"})
+@pytest.mark.parametrize("query", ["lead_abc-123", "lead-1234", "LEAD_", "lead_" + "a" * 120])
+def test_lookup_of_a_malformed_id_gets_the_invalid_id_page(sales_client, sandbox, query):
+    response = sales_client.get("/leads/lookup/", {"q": query})
     assert response.status_code == 400
-    assert "invalid-id" in response.content.decode()
+    assert query[:100] in response.content.decode()
     assert api_calls(sandbox) == []
 
 
-def test_empty_lookup_goes_back_home(sales_client):
+def test_empty_lookup_goes_to_the_list(sales_client):
     response = sales_client.get("/leads/lookup/", {"q": "  "})
     assert response.status_code == 302
-    assert response["Location"] == "/"
+    assert response["Location"] == "/leads/"
 
 
 # --- the key stays on the server ---------------------------------------------
