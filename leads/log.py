@@ -30,7 +30,10 @@ class RequestContextFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        request_id = request_id_var.get()
+        if request_id == "-":  # Django's own after-response lines carry the request
+            request_id = getattr(getattr(record, "request", None), "request_id", "-")
+        record.request_id = request_id
         record.cache = cache_outcome_var.get()
         record.msg = redact(record.getMessage())
         record.args = None

@@ -36,11 +36,14 @@ class RequestIDMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        # Left set after the response: Django logs a failed request's line
-        # ("Bad Request: …") after the middleware has returned. The next request
-        # on this thread sets its own.
-        request_id_var.set(request_id)
-        response = self.get_response(request)
+        # Also on the request: Django logs a 4xx ("Not Found: …") after the
+        # middleware has returned, with the request attached to the record.
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
         response["X-Request-ID"] = request_id
         return response
 
