@@ -10,4 +10,6 @@ urlpatterns = [
     path("leads/lookup/", views.lookup, name="lookup"),
     path("leads/<str:lead_id>/", views.lead_detail, name="detail"),
     path("leads/<str:lead_id>/refresh/", views.lead_refresh, name="refresh"),
+    path("leads/<str:lead_id>/contact.vcf", views.lead_vcard, name="vcard"),
+    path("leads/<str:lead_id>/follow-up.ics", views.lead_calendar, name="calendar"),
 ]

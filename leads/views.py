@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from leads import pollybot, services
+from leads import exports, pollybot, services
 from leads.forms import LeadListForm
 
 logger = logging.getLogger(__name__)
@@ -75,11 +75,59 @@ def lead_detail(request: HttpRequest, lead_id: str) -> HttpResponse:
         form = LeadListForm(request.GET)
         if form.is_valid():
             neighbours = services.neighbours(lead_id=lead_id, query=form.to_query())
+    lead_url = _lead_url(request, lead_id)
     return render(
         request,
         "leads/detail.html",
-        {"lead": fetched.lead, "fetched": fetched, "neighbours": neighbours},
+        {
+            "lead": fetched.lead,
+            "fetched": fetched,
+            "neighbours": neighbours,
+            "lead_url": lead_url,
+            "google_calendar_url": exports.google_calendar_url(fetched.lead, lead_url=lead_url),
+            "outlook_calendar_url": exports.outlook_calendar_url(fetched.lead, lead_url=lead_url),
+        },
     )
+
+
+def _lead_url(request: HttpRequest, lead_id: str) -> str:
+    """The lead page's absolute link, for exports and the copy-link button."""
+    return request.build_absolute_uri(reverse("leads:detail", kwargs={"lead_id": lead_id}))
+
+
+def _download(body: str, *, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(body.encode(), content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@never_cache
+@require_GET
+def lead_vcard(request: HttpRequest, lead_id: str) -> HttpResponse:
+    """The lead as a contact card (.vcf) for the phone's address book."""
+    try:
+        lead = services.get_lead(lead_id=lead_id).lead
+    except pollybot.PollyBotError as error:
+        return error_response(request, error, lead_id=lead_id)
+    card = exports.lead_vcard(lead, lead_url=_lead_url(request, lead_id))
+    return _download(card, content_type="text/vcard", filename=exports.vcard_filename(lead))
+
+
+@never_cache
+@require_GET
+def lead_calendar(request: HttpRequest, lead_id: str) -> HttpResponse:
+    """The follow-up date as an all-day calendar event (.ics)."""
+    try:
+        lead = services.get_lead(lead_id=lead_id).lead
+    except pollybot.PollyBotError as error:
+        return error_response(request, error, lead_id=lead_id)
+    event = exports.follow_up_calendar(
+        lead, lead_url=_lead_url(request, lead_id), now=timezone.now()
+    )
+    if event is None:
+        messages.info(request, "This lead has no follow-up date to add to a calendar.")
+        return redirect("leads:detail", lead_id=lead_id)
+    return _download(event, content_type="text/calendar", filename=exports.calendar_filename(lead))
 
 
 @never_cache

@@ -372,3 +372,54 @@ def test_the_key_never_reaches_a_log_record_or_the_page(
     for record in caplog.records:  # ...and no record holds the key
         assert "k" * 51 not in record.getMessage()
         assert "k" * 51 not in repr(record.__dict__)
+
+
+# --- exports ---------------------------------------------------------------------
+
+
+def test_the_contact_card_downloads_and_parses(sales_client, sandbox):
+    import vobject
+
+    response = sales_client.get(f"/leads/{SEED_LEAD['id']}/contact.vcf")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/vcard; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="john-doe.vcf"'
+    card = vobject.readOne(response.content.decode())
+    assert card.fn.value == "John Doe"
+    assert card.email.value == "john.doe@example.com"
+    assert card.url.value == f"http://testserver/leads/{SEED_LEAD['id']}/"
+
+
+def test_the_follow_up_downloads_as_an_all_day_event(sales_client, sandbox):
+    import icalendar
+
+    response = sales_client.get(f"/leads/{SEED_LEAD['id']}/follow-up.ics")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/calendar; charset=utf-8"
+    calendar = icalendar.Calendar.from_ical(response.content)
+    (event,) = calendar.walk("VEVENT")
+    assert event.decoded("DTSTART") == datetime.date(2024, 1, 20)
+    assert "John Doe" in str(event["SUMMARY"])
+
+
+def test_no_follow_up_date_means_no_calendar_file(sales_client, sandbox):
+    sandbox.app.set_leads([dict(SEED_LEAD, metadata={})])
+    response = sales_client.get(f"/leads/{SEED_LEAD['id']}/follow-up.ics", follow=True)
+    assert response.redirect_chain[-1][0] == SEED_URL
+    assert "no follow-up date" in response.content.decode()
+
+
+def test_the_page_offers_copy_buttons_and_calendar_links(sales_client, sandbox):
+    html = sales_client.get(SEED_URL).content.decode()
+    assert 'data-copy="john.doe@example.com"' in html
+    assert 'data-copy="+1-555-123-4567"' in html
+    assert f'data-copy="{SEED_LEAD["id"]}"' in html
+    assert 'data-copy="http://testserver/leads/lead_1234567890abcdef/"' in html
+    assert "https://calendar.google.com/calendar/render?" in html
+    assert "https://outlook.live.com/calendar/0/deeplink/compose?" in html
+
+
+def test_exports_of_a_malformed_id_make_no_call(sales_client, sandbox):
+    assert sales_client.get("/leads/lead_bad-id/contact.vcf").status_code == 400
+    assert sales_client.get("/leads/lead_bad-id/follow-up.ics").status_code == 400
+    assert api_calls(sandbox) == []
