@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import call_command
+from django.test import override_settings
 
 from sandbox.app import SandboxApp
 from sandbox.data import DEMO_API_KEY
@@ -15,9 +17,17 @@ from sandbox.server import RunningSandbox, serve
 
 
 @pytest.fixture(scope="session", autouse=True)
-def collected_static() -> None:
-    """Pages use WhiteNoise's hashed static names, as in production: collect them once."""
-    call_command("collectstatic", interactive=False, verbosity=0)
+def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Pages use WhiteNoise's hashed static names, as in production: collect them once.
+
+    Into a folder of this run's own (concurrent runs never share one), also
+    handed to the app servers that tests start as subprocesses.
+    """
+    root = tmp_path_factory.mktemp("static")
+    os.environ["STATIC_ROOT"] = str(root)
+    with override_settings(STATIC_ROOT=root):
+        call_command("collectstatic", interactive=False, verbosity=0)
+        yield
 
 
 @pytest.fixture(autouse=True)
