@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SANDBOX_PORT ?= 8765
 PORT ?= 8000
 
-.PHONY: run serve test lint format screenshots clean
+.PHONY: run serve test lint format screenshots bench loadtest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ lint: $(STAMP)  ## ruff (check and format) and mypy
 
 screenshots: $(STAMP)  ## Pictures of the seed lead's page for the README (needs Debian's chromium)
 	$(PY) scripts/screenshots.py
+
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## The benchmark: writes and prints bench/results.md (installs wrk when missing)
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(PY) -m bench
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
