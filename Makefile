@@ -47,6 +47,10 @@ bench: $(BENCH_STAMP)  ## The benchmark: writes and prints bench/results.md (ins
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(PY) -m bench
 
+loadtest: $(STAMP)  ## 50 users for 60 s on the production stack, cache warm: 0 errors, p95 < 300 ms
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(PY) -m bench.loadtest
+
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
