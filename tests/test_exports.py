@@ -29,33 +29,14 @@ from leads.exports import (
     vcard_filename,
 )
 from leads.lead import Lead
+from sandbox.data import SEED_LEAD
 
 TODAY = datetime.date(2024, 1, 16)
 NOW = datetime.datetime(2024, 1, 16, 12, 30, tzinfo=datetime.UTC)
 LEAD_URL = "https://leads.example.com/leads/lead_1234567890abcdef/"
 
-# The lead of the seed page (/work/shared/seed/get-lead.txt), the envelope's `data`.
-SEED_LEAD: dict[str, Any] = {
-    "id": "lead_1234567890abcdef",
-    "name": "John Doe",
-    "email": "john.doe@example.com",
-    "phone": "+1-555-123-4567",
-    "source": "website",
-    "status": "contacted",
-    "metadata": {
-        "utm_source": "google",
-        "utm_campaign": "spring_2024",
-        "interests": ["product_a", "product_b"],
-        "company": "Tech Corp",
-        "job_title": "Marketing Manager",
-        "last_interaction": "2024-01-16T14:30:00.000Z",
-        "notes": "Interested in premium package",
-        "follow_up_date": "2024-01-20",
-    },
-    "createdAt": "2024-01-15T10:30:00.000Z",
-    "updatedAt": "2024-01-16T14:30:00.000Z",
-    "workspaceId": "ws_your_workspace_id",
-}
+# The lead of the seed page, exactly as the sandbox serves it (tests/test_sandbox.py
+# checks it against the seed's JSON).
 
 HOSTILE_NAME = "A;B,C\nD<script>"
 # Text that would end the card or event and start another if written unescaped.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import signal
 import subprocess
@@ -862,3 +863,17 @@ def test_command_line_serves_until_ctrl_c() -> None:
         process.wait()
     assert process.returncode == 0
     assert "Traceback" not in err
+
+
+SEED_PAGE = Path(__file__).resolve().parents[2] / "shared" / "seed" / "get-lead.txt"
+
+
+@pytest.mark.skipif(
+    not SEED_PAGE.exists(), reason="the seed page (../shared) is not beside this clone"
+)
+def test_seed_lead_is_the_seed_pages_json() -> None:
+    text = SEED_PAGE.read_text()
+    start = text.index("{", text.index("Success Response (200 OK)"))
+    envelope, _ = json.JSONDecoder().raw_decode(text[start:])
+    assert envelope["data"] == SEED_LEAD
+    assert list(envelope["data"]) == list(SEED_LEAD)
