@@ -1,4 +1,5 @@
-"""The workspace connection in the Django admin: write-only key, test connection."""
+"""The Django admin: the workspace connection (write-only key, test connection), and the
+read-only record of changes made to leads from the site."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from leads import services
 from leads.forms import WorkspaceForm
-from leads.models import Workspace
+from leads.models import LeadChange, Workspace
 
 
 @admin.register(Workspace)
@@ -68,3 +69,32 @@ class WorkspaceAdmin(admin.ModelAdmin):
             request, result.message, messages.SUCCESS if result.ok else messages.ERROR
         )
         return HttpResponseRedirect(reverse("admin:leads_workspace_change", args=[object_id]))
+
+
+@admin.register(LeadChange)
+class LeadChangeAdmin(admin.ModelAdmin):
+    """The audit trail: written by the site when a lead is changed, never edited by hand."""
+
+    list_display = ("changed_at", "lead_id", "action", "user_name")
+    list_filter = ("action",)
+    search_fields = ("lead_id", "user_name")
+    date_hierarchy = "changed_at"
+    readonly_fields = (
+        "changed_at",
+        "lead_id",
+        "action",
+        "user",
+        "user_name",
+        "fields",
+        "before",
+        "after",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LeadChange | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: LeadChange | None = None) -> bool:
+        return False

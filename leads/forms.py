@@ -165,3 +165,87 @@ class LeadListForm(forms.Form):
             page=data.get("page") or 1,
             limit=data.get("limit") or DEFAULT_PAGE_SIZE,
         )
+
+
+# --- Acting on a lead from its page (issue 9) ---------------------------------------
+
+# A note is a few sentences typed on a phone; the cap keeps one entry from
+# swamping the notes everyone reads (and the PUT body small).
+MAX_NOTE_CHARS = 2000
+# updatedAt is an ISO timestamp (~24 characters); anything longer is not one.
+MAX_VERSION_CHARS = 100
+
+
+class _DateInput(forms.DateInput):
+    """The browser's date picker; its value is always ISO (YYYY-MM-DD)."""
+
+    input_type = "date"
+
+    def __init__(self) -> None:
+        super().__init__(format="%Y-%m-%d")
+
+
+class LeadActionForm(forms.Form):
+    """What every action form carries: the version of the lead the user saw.
+
+    `updated_at` is the lead's `updatedAt` when the page was built: the change
+    is only sent if PollyBot still has that version. `confirm_overwrite` is set
+    on the form shown again after a conflict (with the newer `updated_at`).
+    """
+
+    updated_at = forms.CharField(
+        widget=forms.HiddenInput, required=False, max_length=MAX_VERSION_CHARS, strip=False
+    )
+    confirm_overwrite = forms.BooleanField(widget=forms.HiddenInput, required=False)
+
+
+class LeadStatusForm(LeadActionForm):
+    status = forms.ChoiceField(
+        label="Status",
+        choices=list(KNOWN_STATUSES.items()),
+        error_messages={"invalid_choice": "Choose one of the six statuses."},
+    )
+    follow_up_date = forms.DateField(
+        label="Follow-up date",
+        required=False,
+        widget=_DateInput(),
+        help_text="Needed for Follow-up: the date is saved with the status, in one change.",
+        error_messages={"invalid": "Enter a date, e.g. 2026-12-01."},
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("status") == "follow_up" and not data.get("follow_up_date"):
+            self.add_error("follow_up_date", "Choose the follow-up date for the Follow-up status.")
+        return data
+
+
+class FollowUpDateForm(LeadActionForm):
+    follow_up_date = forms.DateField(
+        label="Follow-up date",
+        required=False,
+        widget=_DateInput(),
+        error_messages={"invalid": "Enter a date, e.g. 2026-12-01."},
+    )
+    # Sent by the "Clear follow-up date" button: PollyBot is sent null.
+    clear = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if (
+            not data.get("clear")
+            and not data.get("follow_up_date")
+            and "follow_up_date" not in self.errors
+        ):
+            self.add_error("follow_up_date", "Choose a date, or use “Clear follow-up date”.")
+        return data
+
+
+class LeadNoteForm(LeadActionForm):
+    note = forms.CharField(
+        label="Add a note",
+        max_length=MAX_NOTE_CHARS,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Added after the current notes, dated and signed with your name.",
+        error_messages={"required": "Write the note first."},
+    )

@@ -1,11 +1,13 @@
-"""What must persist: the workspace connection kept by admins."""
+"""What must persist: the workspace connection kept by admins, and changes made to leads here."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.core.validators import URLValidator
 from django.db import models
+from django.utils import timezone
 
 from leads import encryption
 
@@ -77,3 +79,48 @@ class Workspace(models.Model):
     def set_api_key(self, api_key: str) -> None:
         self.encrypted_api_key = encryption.encrypt(api_key)
         self._key_changed = True
+
+
+class LeadChange(models.Model):
+    """One change made to a PollyBot lead from this site: who, when, which fields, before/after.
+
+    The audit trail of issue 9 ("Changed here" on the lead page). `fields` holds
+    dotted paths as sent in the PUT ("status", "metadata.follow_up_date",
+    "metadata.notes"); `before` and `after` map each path to its value just
+    before the PUT (from the fresh GET) and in PollyBot's answer.
+
+    Its Meta also carries the site's one custom permission, `leads.change_lead`:
+    who may change leads in PollyBot from the lead page (the "Sales" group has it).
+    """
+
+    class Action(models.TextChoices):
+        STATUS = "status", "Status"
+        FOLLOW_UP = "follow_up", "Follow-up date"
+        NOTE = "note", "Note"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="lead_changes",
+    )
+    # Kept as written at the time: the record stays readable if the user is deleted or renamed.
+    user_name = models.CharField("by", max_length=150)
+    lead_id = models.CharField("lead ID", max_length=100, db_index=True)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    fields = models.JSONField(default=list)
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = "lead change"
+        ordering = ("-changed_at", "-id")
+        # An audit record is written by the site and never edited: only "view" is granted.
+        default_permissions = ("view",)
+        permissions = (("change_lead", "Can change leads in PollyBot"),)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.lead_id} {self.action} by {self.user_name} at {self.changed_at:%Y-%m-%d %H:%M}"
+        )

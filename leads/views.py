@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.decorators import login_not_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from leads import exports, pollybot, services
-from leads.forms import LeadListForm
+from leads import exports, pollybot, services, updates
+from leads.forms import FollowUpDateForm, LeadListForm, LeadNoteForm, LeadStatusForm
+from leads.lead import FollowUpKind, Lead
+from leads.models import LeadChange
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +91,7 @@ def lead_detail(request: HttpRequest, lead_id: str) -> HttpResponse:
             "lead_url": lead_url,
             "google_calendar_url": exports.google_calendar_url(fetched.lead, lead_url=lead_url),
             "outlook_calendar_url": exports.outlook_calendar_url(fetched.lead, lead_url=lead_url),
+            **lead_actions_context(request, fetched.lead),
         },
     )
 
@@ -193,3 +199,275 @@ def home(request: HttpRequest) -> HttpResponse:
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness for load balancers: no login, no database, no API call."""
     return HttpResponse("ok\n", content_type="text/plain; charset=utf-8")
+
+
+# --- Acting on a lead from its page (issue 9) ---------------------------------------
+# Three small POST forms (status, follow-up date, note), each CSRF-protected,
+# each needing leads.change_lead, each answering with POST-redirect-GET. When
+# the change cannot be made, the lead page comes back with the user's input
+# kept and a clear message, with the status that fits: 400 (form errors),
+# 409 (the lead changed upstream), or the error's own (502, 503, 504).
+
+ActionForm = LeadStatusForm | FollowUpDateForm | LeadNoteForm
+_ACTION_FORMS: dict[str, type[ActionForm]] = {
+    LeadChange.Action.STATUS: LeadStatusForm,
+    LeadChange.Action.FOLLOW_UP: FollowUpDateForm,
+    LeadChange.Action.NOTE: LeadNoteForm,
+}
+# Each form's element IDs start with its own prefix: three forms, one page.
+_AUTO_IDS: dict[str, str] = {
+    LeadChange.Action.STATUS: "status_%s",
+    LeadChange.Action.FOLLOW_UP: "followup_%s",
+    LeadChange.Action.NOTE: "note_%s",
+}
+
+# What the user is told when the PUT (or the read before it) fails. Whether the
+# change may have been applied matters: a PUT is never retried automatically.
+_FAILURE_MESSAGES: dict[type[pollybot.PollyBotError], str] = {
+    pollybot.NotConfigured: "The site isn’t connected to PollyBot, so nothing was saved.",
+    pollybot.AuthenticationFailed: (
+        "PollyBot refused the workspace’s key, so nothing was saved. "
+        "Ask an admin to check the workspace connection."
+    ),
+    pollybot.RateLimited: (
+        "The workspace’s PollyBot calls for this hour are used up, so nothing was saved."
+    ),
+    pollybot.UpstreamUnavailable: (
+        "PollyBot is not answering, so the change was probably not saved. "
+        "Your input is kept below: try again in a moment."
+    ),
+    pollybot.UpstreamProtocolError: (
+        "PollyBot gave an unexpected answer: the change may not have been saved. "
+        "Reload the page to check before trying again."
+    ),
+}
+_TIMEOUT_MESSAGE = (
+    "PollyBot did not answer in time: the change may or may not have been saved. "
+    "Reload the page to check before trying again; your input is kept below."
+)
+
+
+def _day(value: date) -> str:
+    return date_format(value, "D j M Y")
+
+
+def lead_actions_context(
+    request: HttpRequest,
+    lead: Lead,
+    *,
+    bound: ActionForm | None = None,
+    action: str = "",
+    conflict: updates.LeadChanged | None = None,
+    action_error: str = "",
+) -> dict[str, object]:
+    """The page's "Update this lead" forms (for users who may change leads) and "Changed here"."""
+    context: dict[str, object] = {"lead_changes": updates.recent_changes(lead_id=lead.id)}
+    if not request.user.has_perm(updates.CHANGE_LEAD_PERMISSION):
+        return context
+    version = updates.version_of(lead)
+    follow_up_date = lead.follow_up.date
+    initial: dict[str, dict[str, object]] = {
+        LeadChange.Action.STATUS: {
+            "status": lead.status.value.strip().lower() if lead.status.known else "",
+            "follow_up_date": follow_up_date,
+            "updated_at": version,
+        },
+        LeadChange.Action.FOLLOW_UP: {"follow_up_date": follow_up_date, "updated_at": version},
+        LeadChange.Action.NOTE: {"updated_at": version},
+    }
+    forms = {
+        str(name): form_class(initial=initial[name], auto_id=_AUTO_IDS[name])
+        for name, form_class in _ACTION_FORMS.items()
+    }
+    if bound is not None:
+        forms[action] = bound
+    context.update(
+        {
+            "action_forms": forms,
+            "action": action,
+            "conflict": conflict,
+            "action_error": action_error,
+        }
+    )
+    return context
+
+
+def _action_page(
+    request: HttpRequest,
+    fetched: services.FetchedLead,
+    *,
+    status: int,
+    **actions: Any,
+) -> HttpResponse:
+    """The lead page again, with the forms' state (errors, conflict, failure)."""
+    lead_url = _lead_url(request, fetched.lead.id)
+    context: dict[str, object] = {
+        "lead": fetched.lead,
+        "fetched": fetched,
+        "neighbours": None,
+        "lead_url": lead_url,
+        "google_calendar_url": exports.google_calendar_url(fetched.lead, lead_url=lead_url),
+        "outlook_calendar_url": exports.outlook_calendar_url(fetched.lead, lead_url=lead_url),
+        **lead_actions_context(request, fetched.lead, **actions),
+    }
+    return render(request, "leads/detail.html", context, status=status)
+
+
+def _failure(
+    request: HttpRequest,
+    error: pollybot.PollyBotError,
+    fetched: services.FetchedLead | None,
+    *,
+    form: ActionForm,
+    action: str,
+) -> HttpResponse:
+    """The page with the user's input and what went wrong; the error page if no copy exists."""
+    if fetched is None or isinstance(error, pollybot.InvalidLeadId | pollybot.LeadNotFound):
+        return error_response(request, error, lead_id=fetched.lead.id if fetched else "")
+    _template, status = next(
+        (page for cls, page in ERROR_PAGES.items() if isinstance(error, cls)),
+        ("", 502),
+    )
+    message = next(
+        (text for cls, text in _FAILURE_MESSAGES.items() if isinstance(error, cls)),
+        _FAILURE_MESSAGES[pollybot.UpstreamProtocolError],
+    )
+    if isinstance(error, pollybot.UpstreamUnavailable) and error.timeout:
+        status, message = 504, _TIMEOUT_MESSAGE
+    retry_after = None
+    if isinstance(error, pollybot.RateLimited):
+        retry_after = error.retry_after if error.retry_after and error.retry_after > 0 else 60
+        retry_at = timezone.localtime() + timedelta(seconds=retry_after)
+        message += f" Try again at {retry_at:%H:%M}."
+    logger.warning("lead change failed: %r", error)
+    response = _action_page(
+        request, fetched, status=status, bound=form, action=action, action_error=message
+    )
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _page_copy(lead_id: str) -> services.FetchedLead | None:
+    """The lead for a page shown again (cached, or stale): None when there is none."""
+    try:
+        return services.get_lead(lead_id=lead_id)
+    except pollybot.PollyBotError as error:
+        logger.info("no copy of %s to show the form again: %r", lead_id, error)
+        return None
+
+
+def _act(
+    request: HttpRequest,
+    lead_id: str,
+    *,
+    action: str,
+    apply: Callable[[Any], updates.Updated],
+    success: Callable[[Any, updates.Updated], str],
+) -> HttpResponse:
+    """Validate the form, apply the change, then redirect (PRG) or show the page again."""
+    form = _ACTION_FORMS[action](request.POST, auto_id=_AUTO_IDS[action])
+    if not form.is_valid():
+        fetched = _page_copy(lead_id)
+        if fetched is None:
+            return error_response(
+                request, pollybot.UpstreamUnavailable("No copy of the lead"), lead_id=lead_id
+            )
+        return _action_page(request, fetched, status=400, bound=form, action=action)
+    data = form.cleaned_data
+    try:
+        updated = apply(data)
+    except updates.LeadChanged as conflict:
+        # The user's input, now aimed at the newer version: sent again only if they confirm.
+        again = request.POST.copy()
+        again["updated_at"] = conflict.version
+        again["confirm_overwrite"] = "1"
+        bound = _ACTION_FORMS[action](again, auto_id=_AUTO_IDS[action])
+        bound.is_valid()
+        return _action_page(
+            request, conflict.fetched, status=409, bound=bound, action=action, conflict=conflict
+        )
+    except updates.CannotApply as refusal:
+        return _action_page(
+            request,
+            refusal.fetched,
+            status=409,
+            bound=form,
+            action=action,
+            action_error=refusal.message,
+        )
+    except updates.UpdateFailed as failure:
+        return _failure(request, failure.error, failure.fetched, form=form, action=action)
+    except pollybot.PollyBotError as error:
+        return _failure(request, error, _page_copy(lead_id), form=form, action=action)
+    if updated.sent:
+        messages.success(request, success(data, updated))
+    else:
+        messages.info(request, "PollyBot already had that: nothing was changed.")
+    follow_up = updated.lead.follow_up
+    date_changed = updated.change is not None and updates.FOLLOW_UP_PATH in updated.change.fields
+    if date_changed and follow_up.kind is FollowUpKind.OVERDUE and follow_up.date is not None:
+        # Allowed (a call logged late), but worth a second look.
+        messages.warning(
+            request,
+            f"The follow-up date {_day(follow_up.date)} is in the past: the lead shows as overdue.",
+        )
+    return redirect("leads:detail", lead_id=lead_id)
+
+
+@never_cache
+@require_POST
+@permission_required(updates.CHANGE_LEAD_PERMISSION, raise_exception=True)
+def lead_set_status(request: HttpRequest, lead_id: str) -> HttpResponse:
+    def apply(data: dict[str, Any]) -> updates.Updated:
+        return updates.set_status(
+            user=request.user,
+            lead_id=lead_id,
+            status=data["status"],
+            follow_up_date=data.get("follow_up_date") if data["status"] == "follow_up" else None,
+            seen_version=data["updated_at"],
+        )
+
+    def success(data: dict[str, Any], updated: updates.Updated) -> str:
+        text = f"Status changed to {updated.lead.status.label}"
+        if data["status"] == "follow_up" and updated.lead.follow_up.date is not None:
+            text += f", follow-up on {_day(updated.lead.follow_up.date)}"
+        return text + "."
+
+    return _act(request, lead_id, action=LeadChange.Action.STATUS, apply=apply, success=success)
+
+
+@never_cache
+@require_POST
+@permission_required(updates.CHANGE_LEAD_PERMISSION, raise_exception=True)
+def lead_set_follow_up(request: HttpRequest, lead_id: str) -> HttpResponse:
+    def apply(data: dict[str, Any]) -> updates.Updated:
+        return updates.set_follow_up(
+            user=request.user,
+            lead_id=lead_id,
+            follow_up_date=None if data.get("clear") else data["follow_up_date"],
+            seen_version=data["updated_at"],
+        )
+
+    def success(data: dict[str, Any], updated: updates.Updated) -> str:
+        chosen = updated.lead.follow_up.date
+        if data.get("clear") or chosen is None:
+            return "Follow-up date cleared."
+        return f"Follow-up date set to {_day(chosen)}."
+
+    return _act(request, lead_id, action=LeadChange.Action.FOLLOW_UP, apply=apply, success=success)
+
+
+@never_cache
+@require_POST
+@permission_required(updates.CHANGE_LEAD_PERMISSION, raise_exception=True)
+def lead_add_note(request: HttpRequest, lead_id: str) -> HttpResponse:
+    def apply(data: dict[str, Any]) -> updates.Updated:
+        return updates.add_note(
+            user=request.user, lead_id=lead_id, text=data["note"], seen_version=data["updated_at"]
+        )
+
+    def success(data: dict[str, Any], updated: updates.Updated) -> str:
+        return "Note added."
+
+    return _act(request, lead_id, action=LeadChange.Action.NOTE, apply=apply, success=success)
