@@ -99,3 +99,25 @@ def test_env_example_documents_every_variable():
     documented = (ROOT / ".env.example").read_text()
     for name in NAMES:
         assert f"\n{name}=" in documented, name
+
+
+def test_check_deploy_is_clean_with_the_readme_production_settings(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if k not in NAMES}
+    clean.update(
+        DJANGO_SETTINGS_MODULE="leadsite.settings",
+        DEBUG="false",
+        SECRET_KEY="x7Qp-" + "k3Vz9Lm2Rt8Wy4Hs6Jd1Nc5Bf0Gg7Aa" * 2,
+        ALLOWED_HOSTS="leads.example.com",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
