@@ -55,6 +55,14 @@ max_requests_jitter: int = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "2
 
 # Trust X-Forwarded-* only from the proxy in front (a comma-separated list of IPs).
 forwarded_allow_ips: str = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Whether a request came over HTTPS is read from X-Forwarded-Proto only behind a
+# proxy that overwrites it (BEHIND_TLS_PROXY, as Django's SECURE_PROXY_SSL_HEADER);
+# otherwise gunicorn's default would trust that header from a local proxy.
+secure_scheme_headers: dict[str, str] = (
+    {"X-FORWARDED-PROTO": "https"}
+    if os.environ.get("BEHIND_TLS_PROXY", "").strip().lower() in {"1", "true", "yes", "on"}
+    else {}
+)
 
 # Logs go to stdout/stderr, where the platform collects them.
 accesslog: str = "-"

@@ -13,8 +13,9 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 # one line per call carries it without knowing about caches.
 cache_outcome_var: contextvars.ContextVar[str] = contextvars.ContextVar("cache", default="-")
 
-# Anything shaped like a workspace key (pollybot-api.md: sk-workspace_ + 51 chars).
-_KEY_SHAPE = re.compile(r"sk-workspace_[A-Za-z0-9_\-]*")
+# Anything shaped like a workspace key (pollybot-api.md: sk-workspace_ + 51 chars),
+# up to the next space: the client accepts any visible ASCII in a key.
+_KEY_SHAPE = re.compile(r"sk-workspace_[\x21-\x7e]*")
 REDACTED = "sk-workspace_[redacted]"
 
 

@@ -647,9 +647,10 @@ _DataCheck = Callable[[dict[str, Any]], str | None]
 
 
 def _not_this_lead(data: dict[str, Any], *, lead_id: str) -> str | None:
-    # Showing another lead's data on this lead's page would be worse than an error.
-    if "id" in data and data["id"] != lead_id:
-        return "PollyBot answered with another lead than the one asked for"
+    # Showing another lead's data on this lead's page would be worse than an error,
+    # and a lead without its ID cannot be linked to (or acted on) at all.
+    if data.get("id") != lead_id:
+        return "PollyBot answered with another lead than the one asked for, or none"
     return None
 
 

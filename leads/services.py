@@ -273,6 +273,16 @@ def _count(value: object, default: int = 0) -> int:
     )
 
 
+def _has_usable_id(item: dict[str, Any]) -> bool:
+    """A list item without a well-formed ID cannot be linked to: it is left out, logged."""
+    try:
+        pollybot.validate_lead_id(item.get("id"))
+    except pollybot.InvalidLeadId:
+        logger.warning("List Leads returned an item without a usable ID: left out")
+        return False
+    return True
+
+
 def list_leads(*, query: LeadQuery) -> LeadPage:
     """A page of the list, cached per distinct query under the same rules as a lead.
 
@@ -293,7 +303,11 @@ def list_leads(*, query: LeadQuery) -> LeadPage:
     fetched = freshness.fetch(connection, get_client(connection), resource)
     pagination = fetched.data.get("pagination") or {}
     today = timezone.localdate()
-    leads = tuple(Lead.from_api(item, today=today) for item in fetched.data.get("leads") or [])
+    leads = tuple(
+        Lead.from_api(item, today=today)
+        for item in fetched.data.get("leads") or []
+        if _has_usable_id(item)
+    )
     total = _count(pagination.get("total"), len(leads))
     return LeadPage(
         query=query,

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from leads import exports, pollybot, services, updates
 from leads.forms import FollowUpDateForm, LeadListForm, LeadNoteForm, LeadStatusForm
@@ -67,7 +67,7 @@ def error_response(
 
 
 @never_cache  # personal data: Cache-Control no-store, never kept by browsers or proxies
-@require_GET
+@require_safe  # GET and HEAD (load balancers probe with HEAD)
 def lead_detail(request: HttpRequest, lead_id: str) -> HttpResponse:
     try:
         fetched = services.get_lead(lead_id=lead_id)
@@ -108,7 +108,7 @@ def _download(body: str, *, content_type: str, filename: str) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def lead_vcard(request: HttpRequest, lead_id: str) -> HttpResponse:
     """The lead as a contact card (.vcf) for the phone's address book."""
     try:
@@ -120,7 +120,7 @@ def lead_vcard(request: HttpRequest, lead_id: str) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def lead_calendar(request: HttpRequest, lead_id: str) -> HttpResponse:
     """The follow-up date as an all-day calendar event (.ics)."""
     try:
@@ -154,7 +154,7 @@ def lead_refresh(request: HttpRequest, lead_id: str) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def lead_list(request: HttpRequest) -> HttpResponse:
     """The list: search, filters and paging from the query string, so it can be shared."""
     form = LeadListForm(request.GET)
@@ -172,7 +172,7 @@ def lead_list(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def lookup(request: HttpRequest) -> HttpResponse:
     """The lookup box: a lead ID, a pasted link or text holding one, else a search."""
     query = request.GET.get("q", "").strip()
@@ -189,13 +189,13 @@ def lookup(request: HttpRequest) -> HttpResponse:
     return redirect("leads:detail", lead_id=lead_id)
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("leads:list")
 
 
 @login_not_required
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness for load balancers: no login, no database, no API call."""
     return HttpResponse("ok\n", content_type="text/plain; charset=utf-8")
@@ -368,11 +368,10 @@ def _act(
     """Validate the form, apply the change, then redirect (PRG) or show the page again."""
     form = _ACTION_FORMS[action](request.POST, auto_id=_AUTO_IDS[action])
     if not form.is_valid():
-        fetched = _page_copy(lead_id)
-        if fetched is None:
-            return error_response(
-                request, pollybot.UpstreamUnavailable("No copy of the lead"), lead_id=lead_id
-            )
+        try:
+            fetched = services.get_lead(lead_id=lead_id)
+        except pollybot.PollyBotError as error:  # a bad ID, a lead gone, PollyBot down
+            return error_response(request, error, lead_id=lead_id)
         return _action_page(request, fetched, status=400, bound=form, action=action)
     data = form.cleaned_data
     try:

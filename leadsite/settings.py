@@ -31,6 +31,10 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "django-insecure-local-development-only-never-use-in-production"  # noqa: S105
 
+# Previous secrets, still accepted for signatures and for reading the workspace
+# key saved in the admin, while SECRET_KEY is rotated (comma-separated).
+SECRET_KEY_FALLBACKS: list[str] = env.list("SECRET_KEY_FALLBACKS", default=[])
+
 ALLOWED_HOSTS: list[str] = env.list(
     "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
 )
@@ -209,6 +213,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "leads": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Django's own lines through the same filter (request ID, redaction),
+        # instead of its default handler.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -30,6 +30,7 @@ NAMES = [
     "SESSION_COOKIE_SECURE",
     "CSRF_COOKIE_SECURE",
     "POLLYBOT_ALLOW_HTTP_LOCALHOST",
+    "SECRET_KEY_FALLBACKS",
 ]
 
 
@@ -121,3 +122,27 @@ def test_check_deploy_is_clean_with_the_readme_production_settings(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_secret_key_fallbacks_are_read_from_the_environment():
+    probe = (
+        "import json, django; from django.conf import settings; django.setup(); "
+        "print(json.dumps(settings.SECRET_KEY_FALLBACKS))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in NAMES}
+    clean.update(
+        DJANGO_SETTINGS_MODULE="leadsite.settings",
+        DEBUG="false",
+        SECRET_KEY="n" * 50,
+        SECRET_KEY_FALLBACKS="old-one,older-one",
+    )
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert json.loads(result.stdout) == ["old-one", "older-one"]

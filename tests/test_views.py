@@ -423,3 +423,49 @@ def test_exports_of_a_malformed_id_make_no_call(sales_client, sandbox):
     assert sales_client.get("/leads/lead_bad-id/contact.vcf").status_code == 400
     assert sales_client.get("/leads/lead_bad-id/follow-up.ics").status_code == 400
     assert api_calls(sandbox) == []
+
+
+# --- answers that cannot be shown as asked -------------------------------------------
+
+
+def test_a_lead_without_its_id_is_an_unexpected_answer(sales_client, sandbox):
+    sandbox.app.inject(
+        status=200,
+        body=b'{"success": true, "data": {"name": "No Id"}}',
+        headers={"Content-Type": "application/json"},
+    )
+    response = sales_client.get(SEED_URL)
+    assert response.status_code == 502
+    assert "No Id" not in response.content.decode()
+
+
+def test_list_items_without_a_usable_id_are_left_out(sales_client, sandbox):
+    sandbox.app.set_leads(
+        [
+            dict(SEED_LEAD),
+            dict(SEED_LEAD, id="", name="Empty Id"),
+            dict(SEED_LEAD, id="a/b", name="Slash Id"),
+        ]
+    )
+    response = sales_client.get("/leads/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "John Doe" in html
+    assert "Empty Id" not in html
+    assert "Slash Id" not in html
+
+
+@pytest.mark.parametrize("path", ["/healthz", SEED_URL, "/leads/"])
+def test_head_requests_are_answered(sales_client, sandbox, path):
+    assert sales_client.head(path).status_code == 200
+
+
+def test_an_invalid_action_form_for_a_bad_id_is_the_invalid_id_page(db, client, sandbox):
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_superuser("root", "r@example.com", "pw-123456789")
+    client.force_login(admin)
+    response = client.post("/leads/lead_bad-id/status/", {"status": "nonsense"})
+    assert response.status_code == 400
+    assert "lead_[alphanumeric string]" in response.content.decode()
+    assert api_calls(sandbox) == []
