@@ -34,8 +34,12 @@ NAMES = [
 ]
 
 
+# Set by this test process itself (tests/browser/conftest.py), never by a deployment.
+TEST_ONLY = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
+
+
 def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in NAMES}
+    clean = {k: v for k, v in os.environ.items() if k not in NAMES and k not in TEST_ONLY}
     clean.update(env, DJANGO_SETTINGS_MODULE="leadsite.settings")
     return subprocess.run(  # noqa: S603
         [sys.executable, "-c", PROBE],
@@ -103,7 +107,7 @@ def test_env_example_documents_every_variable():
 
 
 def test_check_deploy_is_clean_with_the_readme_production_settings(tmp_path):
-    clean = {k: v for k, v in os.environ.items() if k not in NAMES}
+    clean = {k: v for k, v in os.environ.items() if k not in NAMES and k not in TEST_ONLY}
     clean.update(
         DJANGO_SETTINGS_MODULE="leadsite.settings",
         DEBUG="false",
@@ -129,7 +133,7 @@ def test_secret_key_fallbacks_are_read_from_the_environment():
         "import json, django; from django.conf import settings; django.setup(); "
         "print(json.dumps(settings.SECRET_KEY_FALLBACKS))"
     )
-    clean = {k: v for k, v in os.environ.items() if k not in NAMES}
+    clean = {k: v for k, v in os.environ.items() if k not in NAMES and k not in TEST_ONLY}
     clean.update(
         DJANGO_SETTINGS_MODULE="leadsite.settings",
         DEBUG="false",
