@@ -80,20 +80,7 @@ def lead_detail(request: HttpRequest, lead_id: str) -> HttpResponse:
         form = LeadListForm(request.GET)
         if form.is_valid():
             neighbours = services.neighbours(lead_id=lead_id, query=form.to_query())
-    lead_url = _lead_url(request, lead_id)
-    return render(
-        request,
-        "leads/detail.html",
-        {
-            "lead": fetched.lead,
-            "fetched": fetched,
-            "neighbours": neighbours,
-            "lead_url": lead_url,
-            "google_calendar_url": exports.google_calendar_url(fetched.lead, lead_url=lead_url),
-            "outlook_calendar_url": exports.outlook_calendar_url(fetched.lead, lead_url=lead_url),
-            **lead_actions_context(request, fetched.lead),
-        },
-    )
+    return _detail_page(request, fetched, neighbours=neighbours)
 
 
 def _lead_url(request: HttpRequest, lead_id: str) -> str:
@@ -292,19 +279,20 @@ def lead_actions_context(
     return context
 
 
-def _action_page(
+def _detail_page(
     request: HttpRequest,
     fetched: services.FetchedLead,
     *,
-    status: int,
+    neighbours: services.Neighbours | None = None,
+    status: int = 200,
     **actions: Any,
 ) -> HttpResponse:
-    """The lead page again, with the forms' state (errors, conflict, failure)."""
+    """The lead page: after a GET, or again after an action with the forms' state."""
     lead_url = _lead_url(request, fetched.lead.id)
     context: dict[str, object] = {
         "lead": fetched.lead,
         "fetched": fetched,
-        "neighbours": None,
+        "neighbours": neighbours,
         "lead_url": lead_url,
         "google_calendar_url": exports.google_calendar_url(fetched.lead, lead_url=lead_url),
         "outlook_calendar_url": exports.outlook_calendar_url(fetched.lead, lead_url=lead_url),
@@ -340,7 +328,7 @@ def _failure(
         retry_at = timezone.localtime() + timedelta(seconds=retry_after)
         message += f" Try again at {retry_at:%H:%M}."
     logger.warning("lead change failed: %r", error)
-    response = _action_page(
+    response = _detail_page(
         request, fetched, status=status, bound=form, action=action, action_error=message
     )
     if retry_after is not None:
@@ -372,7 +360,7 @@ def _act(
             fetched = services.get_lead(lead_id=lead_id)
         except pollybot.PollyBotError as error:  # a bad ID, a lead gone, PollyBot down
             return error_response(request, error, lead_id=lead_id)
-        return _action_page(request, fetched, status=400, bound=form, action=action)
+        return _detail_page(request, fetched, status=400, bound=form, action=action)
     data = form.cleaned_data
     try:
         updated = apply(data)
@@ -383,11 +371,11 @@ def _act(
         again["confirm_overwrite"] = "1"
         bound = _ACTION_FORMS[action](again, auto_id=_AUTO_IDS[action])
         bound.is_valid()
-        return _action_page(
+        return _detail_page(
             request, conflict.fetched, status=409, bound=bound, action=action, conflict=conflict
         )
     except updates.CannotApply as refusal:
-        return _action_page(
+        return _detail_page(
             request,
             refusal.fetched,
             status=409,
