@@ -8,4 +8,10 @@ class LeadsConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the user_logged_in receiver that starts a session's absolute lifetime.
-        from leads import middleware  # noqa: F401
+        # Receivers that keep the cache's copies of rows in step with the database.
+        from leads import (
+            middleware,  # noqa: F401
+            signals,
+        )
+
+        signals.connect_permission_signals()

@@ -33,20 +33,31 @@ def _fernet(secret: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
-def _keys() -> MultiFernet:
-    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return MultiFernet([_fernet(secret) for secret in secrets])
+def _keys(secret_key: str, fallbacks: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet([_fernet(secret) for secret in (secret_key, *fallbacks)])
+
+
+def _secrets() -> tuple[str, tuple[str, ...]]:
+    return settings.SECRET_KEY, tuple(getattr(settings, "SECRET_KEY_FALLBACKS", []))
 
 
 def encrypt(plaintext: str) -> str:
     """A token for the database, made with the current SECRET_KEY."""
-    return _keys().encrypt(plaintext.encode()).decode("ascii")
+    return _keys(*_secrets()).encrypt(plaintext.encode()).decode("ascii")
 
 
 def decrypt(token: str) -> str:
     """The plaintext; Undecryptable when no configured SECRET_KEY opens it."""
+    return _decrypt(token, *_secrets())
+
+
+# Every lead page needs the workspace key: the last few answers are kept, keyed
+# by the token and the secrets that opened it (the plaintext is held by the
+# pooled PollyBot client in any case). Failures are not kept.
+@functools.lru_cache(maxsize=4)
+def _decrypt(token: str, secret_key: str, fallbacks: tuple[str, ...]) -> str:
     try:
-        return _keys().decrypt(token.encode("ascii")).decode()
+        return _keys(secret_key, fallbacks).decrypt(token.encode("ascii")).decode()
     except (InvalidToken, UnicodeError, ValueError) as error:
         raise Undecryptable("the stored value cannot be decrypted with SECRET_KEY") from error
 

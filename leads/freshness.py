@@ -125,17 +125,21 @@ def get_budget(connection: Namespace) -> pollybot.RateLimitInfo | None:
     return budget if isinstance(budget, pollybot.RateLimitInfo) else None
 
 
-def _budget_is_low(connection: Namespace) -> bool:
-    budget = get_budget(connection)
-    if budget is None or budget.remaining is None or not budget.limit:
+def _budget_is_low(budget: object) -> bool:
+    if not isinstance(budget, pollybot.RateLimitInfo):
+        return False
+    if budget.remaining is None or not budget.limit:
         return False
     return budget.remaining < budget.limit * LOW_BUDGET_FRACTION
 
 
+def _quiet_until(until: object) -> float | None:
+    return until if isinstance(until, float) and until > _now() else None
+
+
 def quiet_until(connection: Namespace) -> float | None:
     """After a 429, the Unix time before which no call is made (None when calls are allowed)."""
-    until = cache.get(key(connection, "quiet"))
-    return until if isinstance(until, float) and until > _now() else None
+    return _quiet_until(cache.get(key(connection, "quiet")))
 
 
 def _enter_quiet_period(connection: Namespace, error: pollybot.RateLimited) -> None:
@@ -151,11 +155,15 @@ def allow_refresh(connection: Namespace, name: str) -> bool:
 # --- copies, failures and the stale rule -------------------------------------------
 
 
-def _cached_copy(connection: Namespace, res: Resource) -> Copy | None:
-    entry = cache.get(key(connection, "copy", res.name))
+def _as_copy(entry: object) -> Copy | None:
     if isinstance(entry, tuple) and len(entry) == 2:
         return entry
     return None
+
+
+def cached_copy(connection: Namespace, res: Resource) -> Copy | None:
+    """The resource's copy in the cache, fresh or not (None when there is none)."""
+    return _as_copy(cache.get(key(connection, "copy", res.name)))
 
 
 def _fetched(copy: Copy, stale_reason: str | None = None) -> Fetched:
@@ -198,7 +206,13 @@ def _fetch_and_store(connection: Namespace, client: pollybot.Client, res: Resour
         record_budget(connection, client)
     entry = (data, _now())
     cache.set(key(connection, "copy", res.name), entry, _stale_ttl())
-    cache.delete_many([key(connection, "failed", res.name), key(connection, "refused")])
+    cache.delete_many(
+        [
+            key(connection, "failed", res.name),
+            key(connection, "notfound", res.name),  # found after all (a Refresh)
+            key(connection, "refused"),
+        ]
+    )
     return entry
 
 
@@ -215,14 +229,23 @@ def _lock_ttl() -> int:
     return int(deadline + LOCK_MARGIN) + 1
 
 
-def _newer_copy(connection: Namespace, res: Resource, *, seen: float | None) -> Copy | None:
-    """A copy stored after the one this request saw (any copy, if it saw none)."""
-    copy = _cached_copy(connection, res)
-    return copy if copy is not None and (seen is None or copy[1] > seen) else None
+def _landed(connection: Namespace, res: Resource, *, seen: float | None) -> Copy | None:
+    """A copy stored after the one this request saw (any copy, if it saw none).
+
+    Raises the leader's LeadNotFound if that is what landed instead; one cache
+    round trip for both.
+    """
+    copy_key = key(connection, "copy", res.name)
+    not_found_key = key(connection, "notfound", res.name)
+    found = cache.get_many([copy_key, not_found_key])
+    copy = _as_copy(found.get(copy_key))
+    if copy is not None and (seen is None or copy[1] > seen):
+        return copy
+    _raise_not_found(found.get(not_found_key))
+    return None
 
 
-def _remembered_not_found(connection: Namespace, res: Resource) -> None:
-    not_found = cache.get(key(connection, "notfound", res.name))
+def _raise_not_found(not_found: object) -> None:
     if isinstance(not_found, pollybot.LeadNotFound):
         raise not_found
 
@@ -240,10 +263,9 @@ def _lead_the_flight(
     try:
         # Check again under the lock: a leader may have stored its result and
         # released the lock between this request's last look and its `add`.
-        landed = _newer_copy(connection, res, seen=seen)
+        landed = _landed(connection, res, seen=seen)
         if landed is not None:
             return landed
-        _remembered_not_found(connection, res)
         return _fetch_and_store(connection, client, res)
     finally:
         # Only the owner releases; the lock outlives the call, so it is still ours.
@@ -273,10 +295,9 @@ def _single_flight(
     give_up = time.monotonic() + _lock_ttl()
     while time.monotonic() < give_up:
         time.sleep(SINGLE_FLIGHT_POLL)
-        landed = _newer_copy(connection, res, seen=seen)
+        landed = _landed(connection, res, seen=seen)
         if landed is not None:
             return landed
-        _remembered_not_found(connection, res)
         if cache.get(lock_key) is not None:
             continue
         failed = cache.get(key(connection, "failed", res.name))
@@ -299,21 +320,31 @@ def fetch(
     `refresh` skips the freshness window (a Refresh control, itself limited by
     `allow_refresh`), never the rate-limit rules.
     """
-    copy = _cached_copy(connection, res)
+    # Everything this decision reads, in one cache round trip.
+    keys = {
+        "copy": key(connection, "copy", res.name),
+        "notfound": key(connection, "notfound", res.name),
+        "failed": key(connection, "failed", res.name),
+        "budget": key(connection, "budget"),
+        "quiet": key(connection, "quiet"),
+    }
+    found = cache.get_many(list(keys.values()))
+    seen = {kind: found.get(name) for kind, name in keys.items()}
+    copy = _as_copy(seen["copy"])
     if not refresh:
-        _remembered_not_found(connection, res)
+        _raise_not_found(seen["notfound"])
         if copy is not None and _now() - copy[1] < res.fresh_for:
             logger.info("%s: cache hit", res.name)
             return _fetched(copy)
-        if copy is not None and _budget_is_low(connection):
+        if copy is not None and _budget_is_low(seen["budget"]):
             logger.info("%s: stale copy, saving the rate budget", res.name)
             return _fetched(copy, stale_reason="saving_budget")
-        failed = cache.get(key(connection, "failed", res.name))
+        failed = seen["failed"]
         if isinstance(failed, pollybot.PollyBotError):
             # PollyBot failed for this resource seconds ago: do not ask again at once.
             logger.info("%s: recent failure, no call", res.name)
             return _stale_or_raise(connection, failed, copy)
-    until = quiet_until(connection)
+    until = _quiet_until(seen["quiet"])
     if until is not None:
         quiet = pollybot.RateLimited(
             "Waiting out PollyBot's rate limit", retry_after=max(int(until - _now()), 1)

@@ -16,6 +16,8 @@ import contextlib
 import dataclasses
 import datetime
 import enum
+import functools
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -332,6 +334,15 @@ class Lead:
     updated_at: Moment | None
     workspace_id: str
     other_metadata: tuple[MetadataField, ...]
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A digest of everything the lead holds (its dataclass repr, which names every field).
+
+        Two leads with the same fingerprint render the same: the lead page caches
+        its lead cards under it (templates/leads/detail.html).
+        """
+        return hashlib.blake2b(repr(self).encode(), digest_size=16).hexdigest()
 
     @property
     def display_name(self) -> str:

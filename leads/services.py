@@ -52,16 +52,73 @@ class ConnectionCheck:
     rate_limit: pollybot.RateLimitInfo | None = None
 
 
+# The saved workspace, as read from the database, kept in the shared cache so a
+# page view costs no database query for it. Saving or deleting the workspace
+# replaces the entry for every instance (leads.signals); the TTL only bounds how
+# long a change made outside Django's ORM (a raw SQL edit) could go unseen.
+WORKSPACE_CACHE_KEY = "leadsite:workspace"
+WORKSPACE_CACHE_TTL = 60
+_NO_WORKSPACE = "none saved"
+
+
+@dataclass(frozen=True)
+class SavedWorkspace:
+    """What a connection needs from the Workspace row (the key still encrypted)."""
+
+    base_url: str
+    encrypted_api_key: str
+    version: int
+
+    def __repr__(self) -> str:  # not even the ciphertext in a log line
+        return f"SavedWorkspace(base_url={self.base_url!r}, version={self.version})"
+
+    @classmethod
+    def of(cls, workspace: Workspace | None) -> SavedWorkspace | None:
+        if workspace is None:
+            return None
+        return cls(workspace.base_url, workspace.encrypted_api_key, workspace.version)
+
+
+def cache_saved_workspace(saved: SavedWorkspace | None, *, replace: bool) -> None:
+    """Share what the database holds: `replace` after a save, else only fill a gap.
+
+    A reader fills with `add`, so a reader holding a row read just before an
+    admin's save can never overwrite the entry the save put there.
+    """
+    value = saved if saved is not None else _NO_WORKSPACE
+    if replace:
+        cache.set(WORKSPACE_CACHE_KEY, value, WORKSPACE_CACHE_TTL)
+    else:
+        cache.add(WORKSPACE_CACHE_KEY, value, WORKSPACE_CACHE_TTL)
+
+
+def forget_saved_workspace() -> None:
+    cache.delete(WORKSPACE_CACHE_KEY)
+
+
+def saved_workspace() -> SavedWorkspace | None:
+    """The workspace saved in the admin (None when there is none), from the cache if there."""
+    entry = cache.get(WORKSPACE_CACHE_KEY)
+    if isinstance(entry, SavedWorkspace):
+        return entry
+    if entry == _NO_WORKSPACE:
+        return None
+    saved = SavedWorkspace.of(Workspace.objects.active())
+    cache_saved_workspace(saved, replace=False)
+    return saved
+
+
 def get_connection() -> Connection:
     """The active connection: the workspace saved in the admin, else the environment.
 
-    Read on every call (one primary-key query), so a key saved in the admin
-    takes effect on the very next request in every process, with no restart.
+    Read on every call (from the shared cache, which a save replaces at once),
+    so a key saved in the admin takes effect on the very next request in every
+    process, with no restart.
     """
-    workspace = Workspace.objects.active()
+    workspace = saved_workspace()
     if workspace is not None:
         try:
-            api_key = workspace.api_key
+            api_key = encryption.decrypt(workspace.encrypted_api_key)
         except encryption.Undecryptable as error:
             raise pollybot.NotConfigured(
                 "The saved workspace key can no longer be decrypted: SECRET_KEY changed "
@@ -385,9 +442,12 @@ def record_view(*, user: Any, lead: Lead) -> None:
     """
     if not getattr(user, "is_authenticated", False):
         return
-    earlier = [item for item in recent_leads(user=user) if item.lead_id != lead.id]
-    latest = [RecentLead(lead_id=lead.id, name=lead.display_name[:200]), *earlier]
-    cache.set(_recent_key(user), latest[:RECENT_LEADS_KEPT], RECENT_LEADS_TTL)
+    items = recent_leads(user=user)
+    this = RecentLead(lead_id=lead.id, name=lead.display_name[:200])
+    if items and items[0] == this:
+        return  # opened again: the list would not change (its TTL runs from the last change)
+    earlier = [item for item in items if item.lead_id != lead.id]
+    cache.set(_recent_key(user), [this, *earlier][:RECENT_LEADS_KEPT], RECENT_LEADS_TTL)
 
 
 def recent_leads(*, user: Any) -> list[RecentLead]:

@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from django.core.cache import cache
 from django.utils import timezone
 
 from leads import freshness, pollybot, services
@@ -242,7 +243,7 @@ def _apply(
     resource = services._lead_resource(lead_id)
     # The copy the user's page was most likely built from: kept to tell which
     # fields changed if the fresh read shows a newer version.
-    earlier = freshness._cached_copy(connection, resource)
+    earlier = freshness.cached_copy(connection, resource)
     fetched = freshness.fetch(connection, client, resource, refresh=True)
     if fetched.stale_reason is not None:
         make_error = _STALE_ERRORS.get(fetched.stale_reason)
@@ -405,34 +406,60 @@ def _added_note(before: Any, after: Any) -> str:
     return new[len(old) :].strip() if new.startswith(old) else new.strip()
 
 
+# "Changed here" is on every view of a lead, and changes are rare: the rows are
+# kept in the shared cache per lead, replaced when a change commits (leads.signals).
+CHANGES_CACHE_TTL = 3600
+_CHANGE_COLUMNS = ("changed_at", "user_name", "fields", "before", "after")
+
+
+def _changes_key(lead_id: str) -> str:
+    return f"leadsite:changes:{lead_id}"
+
+
+def _change_rows(lead_id: str) -> list[tuple[Any, ...]]:
+    """The lead's latest changes as plain values (what the cache keeps), newest first."""
+    rows = LeadChange.objects.filter(lead_id=lead_id).values_list(*_CHANGE_COLUMNS)
+    return list(rows[:RECENT_CHANGES_SHOWN])
+
+
+def share_changes(lead_id: str) -> None:
+    """After a change commits: every instance's next view shows it."""
+    cache.set(_changes_key(lead_id), _change_rows(lead_id), CHANGES_CACHE_TTL)
+
+
+def forget_changes(lead_id: str) -> None:
+    cache.delete(_changes_key(lead_id))
+
+
 def recent_changes(*, lead_id: str) -> list[ChangeLine]:
     """The latest changes made to this lead from the site, newest first."""
-    lines: list[ChangeLine] = []
-    for row in LeadChange.objects.filter(lead_id=lead_id)[:RECENT_CHANGES_SHOWN]:
-        paths = (
-            [path for path in row.fields if isinstance(path, str)]
-            if isinstance(row.fields, list)
-            else []
-        )
-        before = row.before if isinstance(row.before, dict) else {}
-        after = row.after if isinstance(row.after, dict) else {}
-        note = ""
-        fields: list[FieldChange] = []
-        for path in paths:
-            if path == NOTES_PATH:
-                note = _added_note(before.get(path), after.get(path))
-                continue
-            fields.append(
-                FieldChange(
-                    path=path,
-                    label=_label(path),
-                    before=_shown(path, before.get(path)),
-                    after=_shown(path, after.get(path)),
-                )
+    rows = cache.get(_changes_key(lead_id))
+    if not isinstance(rows, list):
+        rows = _change_rows(lead_id)
+        # `add`, not `set`: rows read just before a change commits never
+        # replace the rows that change's commit put there.
+        cache.add(_changes_key(lead_id), rows, CHANGES_CACHE_TTL)
+    return [_change_line(*row) for row in rows]
+
+
+def _change_line(
+    changed_at: datetime.datetime, user_name: str, paths: Any, before: Any, after: Any
+) -> ChangeLine:
+    paths = [path for path in paths if isinstance(path, str)] if isinstance(paths, list) else []
+    before = before if isinstance(before, dict) else {}
+    after = after if isinstance(after, dict) else {}
+    note = ""
+    fields: list[FieldChange] = []
+    for path in paths:
+        if path == NOTES_PATH:
+            note = _added_note(before.get(path), after.get(path))
+            continue
+        fields.append(
+            FieldChange(
+                path=path,
+                label=_label(path),
+                before=_shown(path, before.get(path)),
+                after=_shown(path, after.get(path)),
             )
-        lines.append(
-            ChangeLine(
-                changed_at=row.changed_at, author=row.user_name, fields=tuple(fields), note=note
-            )
         )
-    return lines
+    return ChangeLine(changed_at=changed_at, author=user_name, fields=tuple(fields), note=note)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -289,13 +291,26 @@ def _detail_page(
 ) -> HttpResponse:
     """The lead page: after a GET, or again after an action with the forms' state."""
     lead_url = _lead_url(request, fetched.lead.id)
+    lead = fetched.lead
     context: dict[str, object] = {
+        # The Activity card's relative times ("3 days ago"), in its cache key.
+        "activity_ages": [
+            naturaltime(moment.value)
+            for moment in (lead.last_interaction, lead.created_at, lead.updated_at)
+            if moment is not None and moment.value is not None
+        ],
         "lead": fetched.lead,
         "fetched": fetched,
         "neighbours": neighbours,
         "lead_url": lead_url,
-        "google_calendar_url": exports.google_calendar_url(fetched.lead, lead_url=lead_url),
-        "outlook_calendar_url": exports.outlook_calendar_url(fetched.lead, lead_url=lead_url),
+        # Built only when the template renders them: a page whose lead card is
+        # cached (the {% cache %} fragments of detail.html) does not need them.
+        "google_calendar_url": partial(
+            exports.google_calendar_url, fetched.lead, lead_url=lead_url
+        ),
+        "outlook_calendar_url": partial(
+            exports.outlook_calendar_url, fetched.lead, lead_url=lead_url
+        ),
         **lead_actions_context(request, fetched.lead, **actions),
     }
     return render(request, "leads/detail.html", context, status=status)

@@ -92,6 +92,23 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Django's Redis backend, reusing its Redis client between calls (leads/cache.py).
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "leads.cache.RedisCache"
+# The lead page's rendered cards ({% cache %} in templates/leads/detail.html),
+# in each process's own memory: they are keyed by the lead's content, so nothing
+# in them needs sharing between instances, and a hit costs no network round trip.
+# Bounded (about 2 MB a process); off with DEBUG, so template edits show at once.
+CACHES["fragments"] = (
+    {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
+    if DEBUG
+    else {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "leadsite-fragments",
+        "TIMEOUT": 3600,
+        "OPTIONS": {"MAX_ENTRIES": 600},
+    }
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -122,7 +139,8 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # never reach the limit before the username alone does.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, with permissions kept in the shared cache (leads/auth.py).
+    "leads.auth.CachedPermissionsBackend",
 ]
 AXES_FAILURE_LIMIT = 10
 AXES_COOLOFF_TIME = timedelta(minutes=15)

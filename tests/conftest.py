@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.contrib.auth.models import Group
+from django.core.cache import caches
 from django.core.management import call_command
 from django.test import override_settings
 
@@ -32,10 +33,12 @@ def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 
 @pytest.fixture(autouse=True)
 def empty_cache() -> Iterator[None]:
-    """Every test starts with an empty cache (local memory, or the real Redis in CI)."""
-    cache.clear()
+    """Every test starts with empty caches (local memory, or the real Redis in CI)."""
+    for each in caches.all():
+        each.clear()
     yield
-    cache.clear()
+    for each in caches.all():
+        each.clear()
 
 
 @pytest.fixture
@@ -75,4 +78,19 @@ def sales_client(client, sales_user):
 @pytest.fixture
 def staff_client(client, staff_user):
     client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def seller(sales_user):
+    """Sam Seller, in the Sales group the data migration created."""
+    sales_user.first_name, sales_user.last_name = "Sam", "Seller"
+    sales_user.save()
+    sales_user.groups.add(Group.objects.get(name="Sales"))
+    return sales_user
+
+
+@pytest.fixture
+def seller_client(client, seller):
+    client.force_login(seller)
     return client

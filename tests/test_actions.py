@@ -32,21 +32,6 @@ FOLLOW_UP_URL = f"{LEAD_URL}follow-up/"
 NOTES_URL = f"{LEAD_URL}notes/"
 
 
-@pytest.fixture
-def seller(sales_user):
-    """Sam Seller, in the Sales group the data migration created."""
-    sales_user.first_name, sales_user.last_name = "Sam", "Seller"
-    sales_user.save()
-    sales_user.groups.add(Group.objects.get(name="Sales"))
-    return sales_user
-
-
-@pytest.fixture
-def seller_client(client, seller):
-    client.force_login(seller)
-    return client
-
-
 def lead_now(sandbox, lead_id: str = LEAD_ID) -> dict:
     return next(lead for lead in sandbox.app.leads_snapshot() if lead["id"] == lead_id)
 

@@ -1,0 +1,291 @@
+"""What a lead page view costs once its lead is cached, and that nothing it keeps goes stale.
+
+A warm view reads its workspace, permissions and "Changed here" rows from the
+shared cache and reuses its rendered lead cards (issue 8); each of those copies
+is replaced the moment the row or the lead behind it changes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.cache import cache, caches
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from leads import auth, exports, services, updates
+from leads.models import LeadChange, Workspace
+from sandbox.data import DEMO_API_KEY, SEED_LEAD
+
+pytestmark = pytest.mark.django_db
+
+SEED_ID = SEED_LEAD["id"]
+SEED_URL = f"/leads/{SEED_ID}/"
+LEAD_API_PATH = f"/api/v1/leads/{SEED_ID}"
+
+
+def lead_gets(sandbox: Any) -> int:
+    return sum(1 for r in sandbox.app.requests if r.method == "GET" and r.path == LEAD_API_PATH)
+
+
+def queries_of(client: Any, url: str) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def save_workspace(base_url: str) -> Workspace:
+    workspace = Workspace(name="W", base_url=base_url)
+    workspace.set_api_key(DEMO_API_KEY)
+    workspace.save()
+    return workspace
+
+
+# --- the database is not asked on a warm view --------------------------------------------
+
+
+def test_a_warm_view_asks_the_database_only_for_the_session_user(seller_client, sandbox):
+    save_workspace(sandbox.base_url)
+    seller_client.get(SEED_URL)  # fills the caches: lead, workspace, permissions, changes
+
+    sql = queries_of(seller_client, SEED_URL)
+
+    # Django's session middleware loads the user; nothing else reaches the database.
+    assert len(sql) == 1, sql
+    assert "auth_user" in sql[0]
+    assert lead_gets(sandbox) == 1
+
+
+def test_the_update_forms_still_follow_the_users_permissions(seller_client, seller, sandbox):
+    assert 'id="actions-heading"' in seller_client.get(SEED_URL).content.decode()
+
+    seller.groups.clear()  # taken out of Sales in the admin
+    assert 'id="actions-heading"' not in seller_client.get(SEED_URL).content.decode()
+
+    sales = Group.objects.get(name="Sales")
+    seller.groups.add(sales)
+    assert 'id="actions-heading"' in seller_client.get(SEED_URL).content.decode()
+
+    sales.permissions.clear()  # the group itself loses the permission
+    assert 'id="actions-heading"' not in seller_client.get(SEED_URL).content.decode()
+
+
+def test_a_permission_given_to_the_user_directly_applies_on_the_next_view(
+    sales_client, sales_user, sandbox
+):
+    assert 'id="actions-heading"' not in sales_client.get(SEED_URL).content.decode()
+    sales_user.user_permissions.add(Permission.objects.get(codename="change_lead"))
+    assert 'id="actions-heading"' in sales_client.get(SEED_URL).content.decode()
+
+
+def test_a_permission_set_read_before_a_change_is_never_used_after_it(sales_user):
+    backend = auth.CachedPermissionsBackend()
+    auth.new_generation()
+    assert backend.get_all_permissions(sales_user) == set()
+
+    # A reader read the database just before the change, and writes its answer after it.
+    key = auth._user_key(sales_user.pk)
+    stamped_before = cache.get(key)[0]
+    sales_user.user_permissions.add(Permission.objects.get(codename="change_lead"))
+    cache.set(key, (stamped_before, frozenset()), auth.PERMISSIONS_TTL)
+
+    fresh_user = type(sales_user).objects.get(pk=sales_user.pk)
+    assert backend.get_all_permissions(fresh_user) == {"leads.change_lead"}
+
+
+def test_permissions_are_read_from_the_database_when_the_cache_was_emptied(sales_user):
+    sales_user.user_permissions.add(Permission.objects.get(codename="change_lead"))
+    cache.clear()
+    assert sales_user.has_perm("leads.change_lead")
+
+
+def test_an_inactive_user_has_no_permissions_even_if_cached(seller):
+    backend = auth.CachedPermissionsBackend()
+    assert backend.get_all_permissions(seller) == {"leads.change_lead"}
+    seller.is_active = False
+    del seller._perm_cache
+    assert backend.get_all_permissions(seller) == set()
+
+
+# --- the saved workspace ---------------------------------------------------------------
+
+
+def test_the_saved_workspace_is_read_from_the_database_once(sandbox, sales_client):
+    save_workspace(sandbox.base_url)
+    services.forget_saved_workspace()
+    with CaptureQueriesContext(connection) as first:
+        services.get_connection()
+    with CaptureQueriesContext(connection) as second:
+        connection_again = services.get_connection()
+    assert any("leads_workspace" in q["sql"] for q in first.captured_queries)
+    assert second.captured_queries == []
+    assert connection_again.api_key == DEMO_API_KEY
+
+
+def test_saving_or_deleting_the_workspace_replaces_the_shared_copy_at_once(sandbox, settings):
+    settings.POLLYBOT_BASE_URL = "https://env.example.com"
+    assert services.get_connection().base_url == "https://env.example.com"  # cached: none saved
+
+    workspace = save_workspace(sandbox.base_url)
+    assert services.get_connection().namespace == "workspace-v1"
+
+    workspace.base_url = "https://other.example.com"
+    workspace.save()
+    assert services.get_connection().base_url == "https://other.example.com"
+    assert services.get_connection().namespace == "workspace-v2"
+
+    workspace.delete()
+    assert services.get_connection().base_url == "https://env.example.com"
+
+
+def test_a_reader_holding_an_old_row_cannot_overwrite_a_save(sandbox):
+    old = services.SavedWorkspace.of(save_workspace(sandbox.base_url))
+    workspace = Workspace.objects.get()
+    workspace.base_url = "https://new.example.com"
+    workspace.save()
+    services.cache_saved_workspace(services.SavedWorkspace.of(workspace), replace=True)  # commit
+
+    services.cache_saved_workspace(old, replace=False)  # the slow reader fills the gap it saw
+    assert services.get_connection().base_url == "https://new.example.com"
+
+
+def test_the_shared_copy_never_holds_the_plain_key(sandbox):
+    save_workspace(sandbox.base_url)
+    services.get_connection()
+    entry = cache.get(services.WORKSPACE_CACHE_KEY)
+    assert DEMO_API_KEY not in repr(entry)
+    assert DEMO_API_KEY not in entry.encrypted_api_key
+
+
+# --- "Changed here" --------------------------------------------------------------------
+
+
+def test_changed_here_shows_a_new_change_on_the_next_view(sales_client, sales_user, sandbox):
+    assert "No changes made from this site yet." in sales_client.get(SEED_URL).content.decode()
+    LeadChange.objects.create(
+        user=sales_user,
+        user_name="Sam Seller",
+        lead_id=SEED_ID,
+        action=LeadChange.Action.STATUS,
+        fields=["status"],
+        before={"status": "new"},
+        after={"status": "contacted"},
+    )
+    html = sales_client.get(SEED_URL).content.decode()
+    assert "Sam Seller" in html
+    assert "No changes made from this site yet." not in html
+
+
+def test_changed_here_rows_are_shared_when_a_change_commits(sales_user):
+    assert updates.recent_changes(lead_id=SEED_ID) == []
+    change = LeadChange(
+        user=sales_user, user_name="Sam", lead_id=SEED_ID, action="note", fields=["x"]
+    )
+    change.save()
+    # Rows read before the commit, written by a slow reader, lose to the commit's rows.
+    cache.add(updates._changes_key(SEED_ID), [], updates.CHANGES_CACHE_TTL)
+    updates.share_changes(SEED_ID)  # what the commit hook runs
+    assert [line.author for line in updates.recent_changes(lead_id=SEED_ID)] == ["Sam"]
+
+
+# --- the rendered lead cards -----------------------------------------------------------
+
+
+def test_the_lead_cards_are_rendered_once_per_copy(sales_client, sandbox):
+    with mock.patch.object(
+        exports, "google_calendar_url", wraps=exports.google_calendar_url
+    ) as built:
+        first = sales_client.get(SEED_URL).content.decode()
+        second = sales_client.get(SEED_URL).content.decode()
+    assert built.call_count == 1  # built once, for the first view; the second reused the card
+    assert "John Doe" in second
+    assert first.count('class="card') == second.count('class="card')
+
+
+def test_a_new_copy_of_the_lead_renders_afresh(sales_client, sandbox, settings):
+    assert "John Doe" in sales_client.get(SEED_URL).content.decode()
+    sandbox.app.set_leads([dict(SEED_LEAD, name="Johnny Doe", phone="+1-555-0199")])
+    settings.POLLYBOT_CACHE_TTL = 0  # the next view fetches the changed lead
+    html = sales_client.get(SEED_URL).content.decode()
+    assert "Johnny Doe" in html
+    assert "+1-555-0199" in html
+    assert "John Doe<" not in html
+
+
+def test_the_cards_follow_the_host_the_page_was_opened_on(sales_client, sandbox, settings):
+    settings.ALLOWED_HOSTS = ["leads.example.com", "crm.example.com"]
+    one = sales_client.get(SEED_URL, HTTP_HOST="leads.example.com").content.decode()
+    two = sales_client.get(SEED_URL, HTTP_HOST="crm.example.com").content.decode()
+    assert f"http://leads.example.com{SEED_URL}" in one
+    assert f"http://crm.example.com{SEED_URL}" in two
+    assert "leads.example.com" not in two
+
+
+def test_the_follow_up_state_follows_the_calendar(sales_client, sandbox):
+    due = timezone.localdate() + datetime.timedelta(days=1)
+    lead = dict(SEED_LEAD, metadata={**SEED_LEAD["metadata"], "follow_up_date": due.isoformat()})
+    sandbox.app.set_leads([lead])
+    assert "Tomorrow" in sales_client.get(SEED_URL).content.decode()
+
+    # Two days later (the cached copy unchanged), the same card says it is overdue.
+    later = timezone.localdate() + datetime.timedelta(days=2)
+    with mock.patch("leads.services.timezone.localdate", return_value=later):
+        html = sales_client.get(SEED_URL).content.decode()
+    assert "Tomorrow" not in html
+    assert "Overdue" in html
+    assert lead_gets(sandbox) == 1
+
+
+def test_the_activity_card_keeps_its_relative_times_current(sales_client, sandbox):
+    just_now = timezone.now().isoformat().replace("+00:00", "Z")
+    lead = dict(SEED_LEAD, metadata={**SEED_LEAD["metadata"], "last_interaction": just_now})
+    sandbox.app.set_leads([lead])
+    assert "(now)" in sales_client.get(SEED_URL).content.decode()
+
+    class ThreeHoursLater(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return datetime.datetime.now(tz) + datetime.timedelta(hours=3)
+
+    # humanize's clock moves on; the lead and its cached copy do not.
+    with mock.patch("django.contrib.humanize.templatetags.humanize.datetime", ThreeHoursLater):
+        html = sales_client.get(SEED_URL).content.decode()
+    assert "(3\xa0hours ago)" in html
+    assert "(now)" not in html
+    assert lead_gets(sandbox) == 1
+
+
+def test_the_fragment_cache_is_bounded_and_off_with_debug():
+    from django.conf import settings
+
+    options = settings.CACHES["fragments"]
+    assert options["BACKEND"].endswith("LocMemCache")
+    assert options["OPTIONS"]["MAX_ENTRIES"] <= 1000
+    assert caches["fragments"] is not caches["default"]
+
+
+# --- the Redis backend's client --------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CACHE_URL", "").startswith("redis://"),
+    reason="needs CACHE_URL=redis://… (set by .ci/run)",
+)
+def test_the_redis_backend_reuses_one_client_and_still_works():
+    from leads.cache import RedisCache
+
+    backend = caches["default"]
+    assert isinstance(backend, RedisCache)
+    client = backend._cache.get_client(write=True)
+    backend.set("leadsite:test:reuse", {"a": 1}, 30)
+    assert backend.get("leadsite:test:reuse") == {"a": 1}
+    assert backend._cache.get_client() is client
+    assert backend.get_many(["leadsite:test:reuse", "leadsite:test:none"]) == {
+        "leadsite:test:reuse": {"a": 1}
+    }
