@@ -50,6 +50,9 @@ LOCK_MARGIN = 5.0
 FAILURE_TTL = 5
 # After a 429 without a usable Retry-After or X-RateLimit-Reset, stay quiet this long.
 DEFAULT_QUIET_SECONDS = 60
+# Heuristic freshness (Resource.fresh_for_copy): the share of the time data had
+# gone unchanged for which a copy of it is trusted, as RFC 9111 suggests.
+HEURISTIC_FRACTION = 0.1
 
 # Why a copy older than its freshness window is shown.
 _STALE_REASONS: dict[type[pollybot.PollyBotError], str] = {
@@ -74,11 +77,33 @@ class Resource:
 
     `name` is unique across kinds (lead IDs start with "lead_", list queries
     with "list-"), and names every key of the resource: copy, lock, failure, 404.
+
+    A copy is fresh for `fresh_for` seconds. With `last_modified` (when the
+    data says it last changed, as Unix time) and a longer `max_fresh_for`, the
+    window follows the data instead (RFC 9111 section 4.2.2, the heuristic
+    browsers apply to Last-Modified): HEURISTIC_FRACTION of the time the data
+    had gone unchanged when it was fetched, within [fresh_for, max_fresh_for].
+    Data changed minutes ago is asked for again after `fresh_for`; data no one
+    has touched for days after `max_fresh_for`. A `fresh_for` of 0 turns the
+    window off altogether.
     """
 
     name: str
     fetch: Callable[[pollybot.Client], dict[str, Any]]
     fresh_for: int
+    last_modified: Callable[[dict[str, Any]], float | None] | None = None
+    max_fresh_for: int = 0
+
+    def fresh_for_copy(self, copy: Copy) -> float:
+        """Seconds this copy stays fresh after it was fetched."""
+        if self.fresh_for <= 0 or self.last_modified is None:
+            return self.fresh_for
+        data, fetched = copy
+        modified = self.last_modified(data)
+        if modified is None or modified > fetched:  # unknown, or a clock ahead of ours
+            return self.fresh_for
+        window = (fetched - modified) * HEURISTIC_FRACTION
+        return min(max(window, self.fresh_for), max(self.max_fresh_for, self.fresh_for))
 
 
 class Fetched(NamedTuple):
@@ -98,7 +123,12 @@ def key(connection: Namespace, kind: str, name: str = "") -> str:
 
 
 def _stale_ttl() -> int:
-    return max(int(settings.POLLYBOT_STALE_TTL), int(settings.POLLYBOT_CACHE_TTL))
+    """How long a copy is kept: at least as long as it can be fresh."""
+    return max(
+        int(settings.POLLYBOT_STALE_TTL),
+        int(settings.POLLYBOT_CACHE_TTL),
+        int(settings.POLLYBOT_CACHE_MAX_TTL),
+    )
 
 
 def _now() -> float:
@@ -333,7 +363,7 @@ def fetch(
     copy = _as_copy(seen["copy"])
     if not refresh:
         _raise_not_found(seen["notfound"])
-        if copy is not None and _now() - copy[1] < res.fresh_for:
+        if copy is not None and _now() - copy[1] < res.fresh_for_copy(copy):
             logger.info("%s: cache hit", res.name)
             return _fetched(copy)
         if copy is not None and _budget_is_low(seen["budget"]):

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from leads import encryption, freshness, pollybot
-from leads.lead import Lead
+from leads.lead import Lead, Moment
 from leads.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -204,11 +204,21 @@ class FetchedLead(NamedTuple):
         return freshness.fetched_today(self.fetched_at)
 
 
+def _updated_at(data: dict[str, Any]) -> float | None:
+    """When PollyBot says the lead last changed (its updatedAt), as Unix time."""
+    moment = Moment.parse(data.get("updatedAt"))
+    return moment.value.timestamp() if moment is not None and moment.value else None
+
+
 def _lead_resource(lead_id: str) -> freshness.Resource:
+    # Fresh for POLLYBOT_CACHE_TTL after a recent change, for longer (up to
+    # POLLYBOT_CACHE_MAX_TTL) the longer the lead had gone unchanged.
     return freshness.Resource(
         name=lead_id,
         fetch=lambda client: client.get_lead(lead_id),
         fresh_for=int(settings.POLLYBOT_CACHE_TTL),
+        last_modified=_updated_at,
+        max_fresh_for=int(settings.POLLYBOT_CACHE_MAX_TTL),
     )
 
 

@@ -167,9 +167,13 @@ STORAGES = {
 # The fallback connection when no workspace has been saved in the admin.
 POLLYBOT_BASE_URL: str = env.str("POLLYBOT_BASE_URL", default="")
 POLLYBOT_API_KEY: str = env.str("POLLYBOT_API_KEY", default="")
-# Caching of leads (leads/services.py): fresh for POLLYBOT_CACHE_TTL seconds,
-# then kept as a stale copy (shown when PollyBot is down) up to POLLYBOT_STALE_TTL.
+# Caching of leads (leads/services.py, leads/freshness.py): a copy is fresh for
+# a tenth of the time the lead had gone unchanged (its updatedAt) when fetched,
+# at least POLLYBOT_CACHE_TTL seconds and at most POLLYBOT_CACHE_MAX_TTL (0 in
+# POLLYBOT_CACHE_TTL: never fresh); then kept as a stale copy (shown when
+# PollyBot is down) up to POLLYBOT_STALE_TTL.
 POLLYBOT_CACHE_TTL: int = env.int("POLLYBOT_CACHE_TTL", default=300)
+POLLYBOT_CACHE_MAX_TTL: int = env.int("POLLYBOT_CACHE_MAX_TTL", default=3600)
 POLLYBOT_STALE_TTL: int = env.int("POLLYBOT_STALE_TTL", default=86400)
 # Lets an admin save an http:// base URL to localhost/127.0.0.1 with DEBUG off
 # (the sandbox in tests and demos). Never needed in production.
