@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import http.client
 import importlib.metadata
+import math
 import os
 import platform
 import random
@@ -43,6 +44,7 @@ from urllib.parse import urlsplit
 import requests
 
 from bench import workload, wrk
+from leads.freshness import HEURISTIC_FRACTION
 from sandbox.app import SandboxApp
 from sandbox.data import DEMO_API_KEY, SEED_LEAD, demo_leads
 from sandbox.server import RunningSandbox, serve
@@ -64,9 +66,19 @@ CONCURRENCIES = (1, 16)
 SANDBOX_CHECK_SECONDS = 5.0
 # The simulated hour of the workload is replayed in this many real seconds.
 DEFAULT_REPLAY_SECONDS = 60
-# The product's default freshness window (POLLYBOT_CACHE_TTL, leadsite/settings.py
+# The product's default minimum freshness window (POLLYBOT_CACHE_TTL, leadsite/settings.py
 # and .env.example): what the workload's compressed clock scales down.
 PRODUCT_CACHE_TTL = 300
+# The product's default maximum freshness window (POLLYBOT_CACHE_MAX_TTL, leadsite/settings.py
+# and .env.example): scaled down by the same clock. In between, a lead's copy is fresh
+# for a tenth of the time the lead had gone unchanged (leads/freshness.py).
+PRODUCT_CACHE_MAX_TTL = 3600
+# The workload's what-if table: maximum windows, the minimum at PRODUCT_CACHE_TTL
+# (a maximum equal to it is the old flat rule: every copy fresh for that long).
+WHAT_IF_MAX_TTLS = (300, 900, 1800, 3600, 7200)
+# Real seconds between rewriting the sandbox leads' ages for the replay and its
+# first moment: the rewrite is long done by then, so the ages are exact at the start.
+REPLAY_START_DELAY_SECONDS = 0.5
 # Leads the sandbox holds: the demo workspace, then copies of it under new IDs.
 # Far more than 16 in flight, so the miss case's concurrent views never share a lead.
 SANDBOX_LEADS = 1000
@@ -87,8 +99,9 @@ LOG_TAIL_LINES = 40
 # --- The issue's targets (ratios and differences from the same run) -------------
 # A warm-cache page costs at most this many times the floor's p50 latency.
 WARM_P50_MAX_RATIO = 1.5
-# A miss costs at most this much more than the sandbox's added latency, at p50.
-MISS_P50_MAX_OVER_LATENCY_MS = 3.0
+# A miss costs at most this much more than the sandbox's own p50 (measured alone,
+# at the same concurrency), at p50.
+MISS_P50_MAX_OVER_SANDBOX_MS = 3.0
 # The workload spends at most this share of the seed approach's upstream calls.
 WORKLOAD_MAX_SHARE = 0.20
 # HTML + CSS + JS of the detail page, compressed as served: under 30 KB (decimal, strict).
@@ -485,13 +498,24 @@ class WorkloadResult:
     distinct_leads: int
     replay_seconds: int
     scaled_ttl: int
+    scaled_max_ttl: int
     site_calls: int
     site_statuses: Counter[int]
     site_first_calls: int
     site_refetches: int
     seed_calls: int
     seed_statuses: Counter[int]
+    # The freshness rule on the schedule, with the data's (simulated) ages.
     rule_calls: int
+    rule_refetches: int
+    # Window kind ("maximum", "between", "minimum") -> viewed leads whose first
+    # copy got it, and -> copies (upstream calls) that got it.
+    rule_window_leads: Counter[str]
+    rule_window_copies: Counter[str]
+    # Simulated seconds each viewed lead (with a usable updatedAt) had gone
+    # unchanged when the hour began, ascending (negative: updatedAt after it).
+    viewed_ages: list[float]
+    # POLLYBOT_CACHE_MAX_TTL (simulated s, POLLYBOT_CACHE_TTL at PRODUCT_CACHE_TTL) -> calls.
     what_if: dict[int, int]
     per_rank: list[tuple[str, int, int, int]] = field(default_factory=list)
 
@@ -509,27 +533,47 @@ def run_workload(
     *,
     instance: Instance,
     sandbox: RunningSandbox,
+    leads: list[dict[str, Any]],
     session: str,
     replay_seconds: int,
     scaled_ttl: int,
+    scaled_max_ttl: int,
 ) -> WorkloadResult:
-    ids = [lead["id"] for lead in bench_leads()]
+    """Replay the workload through the site, then the seed's approach; count upstream calls.
+
+    `leads` is the sandbox's data as served (bench_leads()): its ages are the
+    simulated ones. For the site's replay the sandbox's copies are rewritten
+    so each lead's real age is its simulated age times the clock's scale
+    (workload.with_scaled_ages), then restored: later requests (the seed's
+    replay, any profile) see the data as it was.
+    """
+    ids = [lead["id"] for lead in leads]
     # Popularity ranks: a fixed shuffle, so every run replays the same views.
     popular = random.Random(workload.SEED).sample(ids, workload.LEADS)  # noqa: S311
     views = workload.schedule(popular)
     scale = replay_seconds / workload.SIMULATED_SECONDS
     cookies = {"sessionid": session}
 
-    start = len(sandbox.app.requests)
-    print(f"  replaying {len(views)} views through the site in {replay_seconds} s …", flush=True)
-    site_statuses = workload.replay(
-        views,
-        url_for=lambda lead: f"{instance.base_url}/leads/{lead}/",
-        cookies=cookies,
-        time_scale=scale,
-    )
-    time.sleep(0.3)
-    site_gets = lead_gets(sandbox, start)
+    # The hour begins (simulated second 0) at `begins`, in real Unix time.
+    begins = time.time() + REPLAY_START_DELAY_SECONDS
+    updated_at = workload.simulated_updated_at(leads, start=begins)
+    sandbox.app.set_leads(workload.with_scaled_ages(leads, start=begins, scale=scale))
+    try:
+        time.sleep(max(0.0, begins - time.time()))
+        start = len(sandbox.app.requests)
+        print(
+            f"  replaying {len(views)} views through the site in {replay_seconds} s …", flush=True
+        )
+        site_statuses = workload.replay(
+            views,
+            url_for=lambda lead: f"{instance.base_url}/leads/{lead}/",
+            cookies=cookies,
+            time_scale=scale,
+        )
+        time.sleep(0.3)
+        site_gets = lead_gets(sandbox, start)
+    finally:
+        sandbox.app.set_leads(leads)
 
     start = len(sandbox.app.requests)
     print(f"  replaying {len(views)} views through the seed's approach …", flush=True)
@@ -554,23 +598,46 @@ def run_workload(
         )
         for lo, hi in ((1, 10), (11, 50), (51, 100), (101, 300))
     ]
-    simulated_ttl = scaled_ttl / scale
+    # The rule in simulated seconds: the product's defaults, which the site runs
+    # scaled (scaled_ttl / scale == PRODUCT_CACHE_TTL, and so for the maximum).
+    rule = workload.fetches_by_freshness_rule(
+        views, updated_at=updated_at, min_ttl=PRODUCT_CACHE_TTL, max_ttl=PRODUCT_CACHE_MAX_TTL
+    )
+    first_copies: dict[str, workload.Fetch] = {}
+    for fetch in rule:
+        first_copies.setdefault(fetch.lead_id, fetch)
+
+    def kind(fetch: workload.Fetch) -> str:
+        return workload.window_kind(
+            fetch.window, min_ttl=PRODUCT_CACHE_TTL, max_ttl=PRODUCT_CACHE_MAX_TTL
+        )
+
+    viewed_ages = sorted(
+        -age for lead in views_per_lead if (age := updated_at.get(lead)) is not None
+    )
     return WorkloadResult(
         views=len(views),
         leads=len(popular),
         distinct_leads=len(views_per_lead),
         replay_seconds=replay_seconds,
         scaled_ttl=scaled_ttl,
+        scaled_max_ttl=scaled_max_ttl,
         site_calls=len(site_gets),
         site_statuses=site_statuses,
         site_first_calls=first,
         site_refetches=len(site_gets) - first,
         seed_calls=len(seed_gets),
         seed_statuses=seed_statuses,
-        rule_calls=workload.calls_by_freshness_rule(views, ttl=simulated_ttl),
+        rule_calls=len(rule),
+        rule_refetches=len(rule) - len(first_copies),
+        rule_window_leads=Counter(kind(fetch) for fetch in first_copies.values()),
+        rule_window_copies=Counter(kind(fetch) for fetch in rule),
+        viewed_ages=viewed_ages,
         what_if={
-            ttl: workload.calls_by_freshness_rule(views, ttl=ttl)
-            for ttl in (300, 600, 900, 1800, 3600)
+            max_ttl: workload.calls_by_freshness_rule(
+                views, updated_at=updated_at, min_ttl=PRODUCT_CACHE_TTL, max_ttl=max_ttl
+            )
+            for max_ttl in WHAT_IF_MAX_TTLS
         },
         per_rank=per_rank,
     )
@@ -640,12 +707,88 @@ def _f(value: float, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _signed(value: float, digits: int = 2) -> str:
+    """A difference with its sign: "+1.25", "-0.40"."""
+    return ("+" if value >= 0 else "-") + _f(abs(value), digits)
+
+
+def _age(seconds: float) -> str:
+    """A duration for prose: "50 min", "10 h", "3.5 days"."""
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f}".removesuffix(".0") + " h"
+    return f"{seconds / 86400:.1f}".removesuffix(".0") + " days"
+
+
+def _rule_in_words() -> str:
+    """The product's default freshness rule, for the report's prose."""
+    return (
+        f"{HEURISTIC_FRACTION:.0%} of the time the lead had gone unchanged when its copy was "
+        f"fetched, at least {PRODUCT_CACHE_TTL} s "
+        f"and at most {PRODUCT_CACHE_MAX_TTL} s: the minimum for a lead changed within "
+        f"{_age(PRODUCT_CACHE_TTL / HEURISTIC_FRACTION)} of the fetch, the maximum for one "
+        f"unchanged for {_age(PRODUCT_CACHE_MAX_TTL / HEURISTIC_FRACTION)} or more"
+    )
+
+
 @dataclass
 class Target:
     name: str
     measured: str
     limit: str
     met: bool
+
+
+_WINDOW_KINDS = ("maximum", "between", "minimum")
+
+
+def _what_if_note(max_ttl: int) -> str:
+    if max_ttl <= PRODUCT_CACHE_TTL:
+        return f" (the old flat {PRODUCT_CACHE_TTL} s rule)"
+    if max_ttl == PRODUCT_CACHE_MAX_TTL:
+        return " (the product's default)"
+    return ""
+
+
+def _window_lines(work: WorkloadResult) -> list[str]:
+    """Section 2's table of the windows the rule gave the viewed leads, with their ages."""
+    known = work.viewed_ages
+    ages = [age for age in known if age >= 0]
+    if ages:
+        span = (
+            f"When the hour began, the viewed leads had gone unchanged for {_age(ages[0])} "
+            f"(the youngest) to {_age(ages[-1])} (the oldest), {_age(statistics.median(ages))} "
+            "at the median"
+        )
+    else:
+        span = "No viewed lead has a usable updatedAt before the hour"
+    if future := len(known) - len(ages):
+        span += f"; {future} viewed leads have an updatedAt after the hour began"
+    if unknown := work.distinct_leads - len(known):
+        span += f"; {unknown} viewed leads have no usable updatedAt (the minimum window)"
+    labels = {
+        "maximum": f"the maximum, {PRODUCT_CACHE_MAX_TTL} s (unchanged for "
+        f"{_age(PRODUCT_CACHE_MAX_TTL / HEURISTIC_FRACTION)} or more)",
+        "between": "in between",
+        "minimum": f"the minimum, {PRODUCT_CACHE_TTL} s (changed within the last "
+        f"{_age(PRODUCT_CACHE_TTL / HEURISTIC_FRACTION)}, or no usable or a future updatedAt)",
+    }
+    return [
+        f"{span}. The demo data's dates are relative to the day of the run (sandbox/data.py), "
+        "so its youngest leads' ages, and with them these windows, depend on the time of day "
+        "the benchmark runs. The windows the rule gave (simulated ages; a lead's later copies "
+        "may get a longer window than its first, as it ages through the hour):",
+        "",
+        "| freshness window (simulated) | viewed leads (window of their first copy) "
+        "| copies fetched (the rule's calls) |",
+        "| --- | ---: | ---: |",
+        *[
+            f"| {labels[kind]} | {work.rule_window_leads[kind]} | {work.rule_window_copies[kind]} |"
+            for kind in _WINDOW_KINDS
+        ],
+        "",
+    ]
 
 
 def render(
@@ -705,7 +848,9 @@ def render(
         )
     out += [
         "",
-        f"The sandbox alone (wrk straight at it; its added latency is {latency_ms:g} ms):",
+        f"The sandbox alone (wrk straight at it; {latency_ms:g} ms added to each answer). Its "
+        "p50 is the sandbox's latency as measured, not assumed: the miss target subtracts it, "
+        "at the same concurrency.",
         "",
         "| c | req/s | p50 ms | p99 ms |",
         "| ---: | ---: | ---: | ---: |",
@@ -738,40 +883,55 @@ def render(
         f"{workload.ZIPF_EXPONENT}; {work.distinct_leads} of the {work.leads} leads are viewed at "
         f"least once), at uniformly random moments of one simulated hour (seed {workload.SEED}).",
         "",
+        f"**The freshness rule** (leads/freshness.py, RFC 9111 section 4.2.2's heuristic): a "
+        f"lead's copy is fresh for {_rule_in_words()}. So the calls depend on the leads' ages "
+        "as much as on the views: the table of windows below shows the ages of this data.",
+        "",
         f"**Compressed clock.** The hour is replayed in {work.replay_seconds} s of real time "
         f"(1 real second = {workload.SIMULATED_SECONDS // work.replay_seconds} simulated seconds), "
         f"through the running site, with every view sent at its scaled moment. The site's "
-        f"freshness window is scaled by the same factor: POLLYBOT_CACHE_TTL={work.scaled_ttl} s "
-        f"real = {PRODUCT_CACHE_TTL} s simulated (the product's default). Upstream calls "
-        "are counted by the sandbox. The seed's approach keeps no state, so its count "
-        "does not depend on timing: the same views are sent back to back.",
+        f"freshness bounds are scaled by the same factor: POLLYBOT_CACHE_TTL={work.scaled_ttl} s "
+        f"and POLLYBOT_CACHE_MAX_TTL={work.scaled_max_ttl} s real = {PRODUCT_CACHE_TTL} s and "
+        f"{PRODUCT_CACHE_MAX_TTL} s simulated (the product's defaults). So are the leads' ages: "
+        "for the replay, each sandbox lead's updatedAt is moved so that its real age when the "
+        "replay starts is its age in the data times the same factor (restored afterwards), and "
+        "every window the site computes is the simulated one, scaled. Upstream calls are counted "
+        "by the sandbox. The seed's approach keeps no state, so its count does not depend on "
+        "timing: the same views are sent back to back.",
         "",
         "| | page views | upstream calls | share of the seed approach's calls | HTTP statuses |",
         "| --- | ---: | ---: | ---: | --- |",
-        f"| our site (POLLYBOT_CACHE_TTL = {PRODUCT_CACHE_TTL} s simulated) | {work.views:,} "
-        f"| {work.site_calls:,} | {seed_ratio:.1%} | {dict(sorted(work.site_statuses.items()))} |",
+        f"| our site (POLLYBOT_CACHE_TTL = {PRODUCT_CACHE_TTL} s, POLLYBOT_CACHE_MAX_TTL = "
+        f"{PRODUCT_CACHE_MAX_TTL} s simulated) | {work.views:,} | {work.site_calls:,} "
+        f"| {seed_ratio:.1%} | {dict(sorted(work.site_statuses.items()))} |",
         f"| the seed's approach | {work.views:,} | {work.seed_calls:,} | 100% "
         f"| {dict(sorted(work.seed_statuses.items()))} |",
         "",
         f"Of the site's {work.site_calls:,} calls, {work.site_first_calls} are first views of a "
         f"lead (the least any cache can spend: {work.site_first_calls / work.views:.1%} of the "
         f"views) and {work.site_refetches} re-fetch a lead whose copy had passed its freshness "
-        f"window. The freshness rule applied to the schedule predicts {work.rule_calls} calls "
-        "(a check on the replay, not a measurement).",
+        f"window. The freshness rule applied to the schedule and the data's ages predicts "
+        f"{work.rule_calls} calls ({work.rule_calls - work.rule_refetches} first views and "
+        f"{work.rule_refetches} re-fetches; a check on the replay, not a measurement).",
         "",
+        *_window_lines(work),
         "By popularity rank:",
         "",
         "| leads (rank) | viewed leads | page views | upstream calls |",
         "| --- | ---: | ---: | ---: |",
         *[f"| {rank} | {viewed} | {v} | {c} |" for rank, v, c, viewed in work.per_rank],
         "",
-        "What-if, computed from the same schedule with the freshness rule (not measured):",
+        "What-if, computed from the same schedule and the same ages with the freshness rule "
+        f"(not measured), POLLYBOT_CACHE_TTL = {PRODUCT_CACHE_TTL} s throughout; a maximum of "
+        f"{PRODUCT_CACHE_TTL} s is the old flat rule (every copy fresh for {PRODUCT_CACHE_TTL} s, "
+        "whatever the lead's age):",
         "",
-        "| POLLYBOT_CACHE_TTL | upstream calls | share of the seed's |",
+        f"| POLLYBOT_CACHE_MAX_TTL (POLLYBOT_CACHE_TTL = {PRODUCT_CACHE_TTL} s) "
+        "| upstream calls | share of the seed's |",
         "| ---: | ---: | ---: |",
         *[
-            f"| {ttl} s | {calls} | {calls / work.views:.1%} |"
-            for ttl, calls in work.what_if.items()
+            f"| {max_ttl} s{_what_if_note(max_ttl)} | {calls} | {calls / work.views:.1%} |"
+            for max_ttl, calls in work.what_if.items()
         ],
         "",
         "## 3. Resident memory per gunicorn worker (after its run)",
@@ -826,13 +986,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    scale = args.replay_seconds / workload.SIMULATED_SECONDS
-    scaled_ttl = PRODUCT_CACHE_TTL * scale
-    if scaled_ttl < 1 or scaled_ttl != int(scaled_ttl):
+    # Both freshness bounds must scale to whole seconds (the settings are integers).
+    windows = (PRODUCT_CACHE_TTL, PRODUCT_CACHE_MAX_TTL)
+    simulated = workload.SIMULATED_SECONDS
+    step = math.lcm(*(simulated // math.gcd(simulated, window) for window in windows))
+    if args.replay_seconds < 1 or args.replay_seconds % step:
         parser.error(
-            f"--replay-seconds must scale the {PRODUCT_CACHE_TTL} s TTL to whole seconds "
-            "(a multiple of 12)"
+            f"--replay-seconds must scale the {PRODUCT_CACHE_TTL} s and "
+            f"{PRODUCT_CACHE_MAX_TTL} s freshness windows to whole seconds "
+            f"(a multiple of {step})"
         )
+    scaled_ttl = PRODUCT_CACHE_TTL * args.replay_seconds // simulated
+    scaled_max_ttl = PRODUCT_CACHE_MAX_TTL * args.replay_seconds // simulated
     wrk.wrk_path()
 
     use_redis = redis_reachable()
@@ -843,9 +1008,11 @@ def main(argv: list[str] | None = None) -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="leadsite-bench-"))
     password = secrets.token_urlsafe(16)
+    # Made once: the workload reads the ages of the very data the sandbox serves.
+    leads = bench_leads()
     sandbox = serve(
         SandboxApp(
-            leads=bench_leads(),
+            leads=leads,
             latency=args.latency_ms / 1000,
             rate_limit=SANDBOX_RATE_LIMIT,
         )
@@ -875,7 +1042,9 @@ def main(argv: list[str] | None = None) -> int:
         "STATIC_ROOT": str(scratch / "staticfiles"),
         "PYTHONUNBUFFERED": "1",
     }
+    # The product's default freshness rule, whatever the shell running the benchmark says.
     env.pop("POLLYBOT_CACHE_TTL", None)
+    env.pop("POLLYBOT_CACHE_MAX_TTL", None)
     instances: list[Instance] = []
     cells: list[Cell] = []
     sandbox_alone: dict[int, wrk.WrkResult] = {}
@@ -898,7 +1067,8 @@ def main(argv: list[str] | None = None) -> int:
             info["Redis"] = str(client.info("server")["redis_version"])
             client.close()
 
-        # Phase 1: the site as configured (TTL 300 s), the floor and the seed's approach.
+        # Phase 1: the site with the product's default freshness rule, the floor and the
+        # seed's approach.
         flush_redis(cache_url)
         site = start_instance("site", env, scratch)
         instances.append(site)
@@ -946,7 +1116,7 @@ def main(argv: list[str] | None = None) -> int:
         miss_env = {**env, "POLLYBOT_CACHE_TTL": "0"}
         miss = start_instance("miss", miss_env, scratch)
         instances.append(miss)
-        lead_paths = [f"/leads/{lead['id']}/" for lead in bench_leads()]
+        lead_paths = [f"/leads/{lead['id']}/" for lead in leads]
         for concurrency in CONCURRENCIES:
             script = wrk.cycling_script(
                 lead_paths,
@@ -974,15 +1144,21 @@ def main(argv: list[str] | None = None) -> int:
         # Phase 3: the replayed workload, on a compressed clock.
         print("Phase 3: replayed workload", flush=True)
         flush_redis(cache_url)
-        work_env = {**env, "POLLYBOT_CACHE_TTL": str(int(scaled_ttl))}
+        work_env = {
+            **env,
+            "POLLYBOT_CACHE_TTL": str(scaled_ttl),
+            "POLLYBOT_CACHE_MAX_TTL": str(scaled_max_ttl),
+        }
         replay = start_instance("workload", work_env, scratch)
         instances.append(replay)
         work = run_workload(
             instance=replay,
             sandbox=sandbox,
+            leads=leads,
             session=session,
             replay_seconds=args.replay_seconds,
-            scaled_ttl=int(scaled_ttl),
+            scaled_ttl=scaled_ttl,
+            scaled_max_ttl=scaled_max_ttl,
         )
         memories.append(memory(replay))
         replay.stop()
@@ -1006,15 +1182,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         miss_missed = False
         for c in CONCURRENCIES:
-            over = by[(MISS_CASE, c)].p50_ms - args.latency_ms
-            miss_missed |= over > MISS_P50_MAX_OVER_LATENCY_MS
+            # The sandbox's latency as measured (wrk straight at it, same c), not as
+            # configured: its own HTTP and request handling are not the site's cost.
+            miss_p50, sandbox_p50 = by[(MISS_CASE, c)].p50_ms, sandbox_alone[c].p50_ms
+            over = miss_p50 - sandbox_p50
+            miss_missed |= over > MISS_P50_MAX_OVER_SANDBOX_MS
             targets.append(
                 Target(
-                    f"miss p50 minus the sandbox latency ({args.latency_ms:g} ms), c={c}",
-                    f"+{_f(over)} ms (p50 {_f(by[(MISS_CASE, c)].p50_ms)} ms; "
-                    f"the sandbox alone: p50 {_f(sandbox_alone[c].p50_ms)} ms)",
-                    f"≤ +{MISS_P50_MAX_OVER_LATENCY_MS:g} ms",
-                    over <= MISS_P50_MAX_OVER_LATENCY_MS,
+                    f"miss p50 minus the sandbox's own p50 (measured alone, same c), c={c}",
+                    f"{_signed(over)} ms (miss p50 {_f(miss_p50)} ms; "
+                    f"the sandbox alone: p50 {_f(sandbox_p50)} ms)",
+                    f"≤ +{MISS_P50_MAX_OVER_SANDBOX_MS:g} ms",
+                    over <= MISS_P50_MAX_OVER_SANDBOX_MS,
                 )
             )
         share = work.site_calls / work.seed_calls
@@ -1062,13 +1241,14 @@ def main(argv: list[str] | None = None) -> int:
                 (
                     "The workload's upstream calls",
                     "A CPU profile cannot explain a call count; the calls' breakdown in section 2 "
-                    f"does. With a {PRODUCT_CACHE_TTL} s freshness window, {work.site_refetches} "
-                    f"of the {work.site_calls} calls re-fetch a lead whose copy is older than "
-                    f"{PRODUCT_CACHE_TTL // 60} minutes, and {work.site_first_calls} are first "
-                    f"views ({work.site_first_calls / work.views:.1%} of all views: the floor for "
-                    "any cache that fetches a lead on its first view). The what-if table shows "
-                    "the freshness window the target needs on this workload; changing it is a "
-                    "product decision (how stale may a lead be), not made here.",
+                    f"does. With the product's freshness rule ({_rule_in_words()}), "
+                    f"{work.site_refetches} of the {work.site_calls} calls re-fetch a lead whose "
+                    f"copy had passed its window, and {work.site_first_calls} are first views "
+                    f"({work.site_first_calls / work.views:.1%} of all views: the floor for any "
+                    "cache that fetches a lead on its first view). Section 2 shows which windows "
+                    "the data's ages gave, and the what-if table the maximum window the target "
+                    "needs on this workload; changing it is a product decision (how stale may a "
+                    "lead be), not made here.",
                 )
             )
     except BaseException:
@@ -1090,7 +1270,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Sandbox: in this process, over HTTP (wsgiref, threaded, HTTP/1.0: it closes every "
         f"connection, so the site's keep-alive pool cannot reuse one here), "
         f"{args.latency_ms:g} ms added to every answer, {SANDBOX_LEADS} leads, rate limit "
-        "out of reach.",
+        "out of reach. Its latency is measured, not assumed: wrk straight at it at each "
+        "concurrency (section 1), and the miss target subtracts that p50.",
         f"Site: gunicorn with `gunicorn.conf.py` (gthread, {workers} workers x "
         f"{os.environ.get('GUNICORN_THREADS', '4')} threads), production settings "
         "(DEBUG off, a random SECRET_KEY, ALLOWED_HOSTS=127.0.0.1), `bench.settings` "

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import datetime
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import requests
+
+# The share of a lead's unchanged time its copy is trusted for. leads.freshness
+# reads Django's settings only inside functions, so this import needs none.
+from leads.freshness import HEURISTIC_FRACTION
+from leads.lead import Moment
 
 # The issue's workload: this many page views over this many leads in one hour.
 VIEWS = 1500
@@ -41,20 +49,161 @@ def schedule(lead_ids: list[str], *, seed: int = SEED) -> list[View]:
     return [View(at=at, lead_id=lead) for at, lead in zip(moments, leads, strict=True)]
 
 
-def calls_by_freshness_rule(views: list[View], *, ttl: float) -> int:
-    """Upstream calls if every view of a lead older than `ttl` (simulated s) fetches it.
+def freshness_window(
+    *,
+    fetched_at: float,
+    updated_at: float | None,
+    min_ttl: float,
+    max_ttl: float,
+    fraction: float = HEURISTIC_FRACTION,
+) -> float:
+    """Seconds a copy fetched at `fetched_at` stays fresh (leads/freshness.py's rule).
 
-    The rule of leads/services.py with no failures and no concurrency; used to
-    check the real replay and for what-if figures, never as the measurement.
+    `fraction` of the time the lead had gone unchanged (`fetched_at - updated_at`),
+    within [min_ttl, max(max_ttl, min_ttl)]; `min_ttl` when `updated_at` is unknown
+    (None) or after the fetch; 0 throughout when `min_ttl` is 0. Any clock will do,
+    as long as both moments are on it (here: simulated seconds since the hour began).
     """
-    fetched: dict[str, float] = {}
-    calls = 0
+    if min_ttl <= 0 or updated_at is None or updated_at > fetched_at:
+        return min_ttl
+    window = (fetched_at - updated_at) * fraction
+    return min(max(window, min_ttl), max(max_ttl, min_ttl))
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """One upstream call the rule makes: when, of which lead, and how long its copy is fresh."""
+
+    at: float  # simulated seconds since the start of the hour
+    lead_id: str
+    window: float  # simulated seconds
+
+
+def fetches_by_freshness_rule(
+    views: list[View],
+    *,
+    updated_at: Mapping[str, float | None],
+    min_ttl: float,
+    max_ttl: float,
+    fraction: float = HEURISTIC_FRACTION,
+) -> list[Fetch]:
+    """The upstream calls the freshness rule makes for `views` (in time order), in order.
+
+    `updated_at` maps a lead ID to its updatedAt in simulated seconds since the
+    start of the hour: a lead last changed an hour before the hour began is at
+    -3600. A lead missing from it (or None: no usable updatedAt) gets `min_ttl`.
+    A view fetches its lead when it has no copy yet or the copy is at least its
+    window old; each new copy's window is computed at its own fetch time.
+
+    The rule of leads/freshness.py (Resource.fresh_for_copy, as leads/services.py
+    configures it for a lead) with no failures and no concurrency: a check on the
+    replay and for what-if figures, never the measurement.
+    """
+    copies: dict[str, Fetch] = {}
+    fetches: list[Fetch] = []
     for view in views:
-        last = fetched.get(view.lead_id)
-        if last is None or view.at - last >= ttl:
-            calls += 1
-            fetched[view.lead_id] = view.at
-    return calls
+        held = copies.get(view.lead_id)
+        if held is not None and view.at - held.at < held.window:
+            continue  # fresh: served from the cache
+        fetch = Fetch(
+            at=view.at,
+            lead_id=view.lead_id,
+            window=freshness_window(
+                fetched_at=view.at,
+                updated_at=updated_at.get(view.lead_id),
+                min_ttl=min_ttl,
+                max_ttl=max_ttl,
+                fraction=fraction,
+            ),
+        )
+        copies[view.lead_id] = fetch
+        fetches.append(fetch)
+    return fetches
+
+
+def calls_by_freshness_rule(
+    views: list[View],
+    *,
+    updated_at: Mapping[str, float | None],
+    min_ttl: float,
+    max_ttl: float,
+    fraction: float = HEURISTIC_FRACTION,
+) -> int:
+    """Upstream calls of `views` under the freshness rule (see fetches_by_freshness_rule).
+
+    The rule of leads/freshness.py with no failures and no concurrency: a check
+    on the replay and for what-if figures, never the measurement.
+    """
+    return len(
+        fetches_by_freshness_rule(
+            views, updated_at=updated_at, min_ttl=min_ttl, max_ttl=max_ttl, fraction=fraction
+        )
+    )
+
+
+def window_kind(window: float, *, min_ttl: float, max_ttl: float) -> str:
+    """Where a window lies in the rule's range: "maximum", "minimum" or "between"."""
+    if window >= max(max_ttl, min_ttl):
+        return "maximum"
+    if window <= min_ttl:
+        return "minimum"
+    return "between"
+
+
+def parse_updated_at(lead: Mapping[str, Any]) -> datetime.datetime | None:
+    """A lead's updatedAt as the site reads it (leads/services.py `_updated_at`).
+
+    None when missing or not an ISO 8601 datetime: the site then gives the
+    copy the minimum window.
+    """
+    moment = Moment.parse(lead.get("updatedAt"))
+    return moment.value if moment is not None else None
+
+
+def simulated_updated_at(leads: list[dict[str, Any]], *, start: float) -> dict[str, float | None]:
+    """Each lead's updatedAt in simulated seconds since the hour began (at Unix time `start`).
+
+    The data's own ages are the simulated ones: a lead changed a day before
+    `start` is at -86400. None for a lead without a usable updatedAt.
+    """
+    found: dict[str, float | None] = {}
+    for lead in leads:
+        moment = parse_updated_at(lead)
+        found[str(lead.get("id"))] = None if moment is None else moment.timestamp() - start
+    return found
+
+
+def _iso_timestamp(moment: datetime.datetime) -> str:
+    # As sandbox/data.py writes updatedAt: "2024-01-15T10:30:00.000Z" (UTC, milliseconds, Z).
+    moment = moment.astimezone(datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
+
+
+def with_scaled_ages(
+    leads: list[dict[str, Any]], *, start: float, scale: float
+) -> list[dict[str, Any]]:
+    """Copies of `leads` whose ages at Unix time `start` are their ages times `scale`.
+
+    The replay's compressed clock for the data: the site trusts a copy for a
+    tenth of the lead's real age, so a lead that had gone unchanged for A
+    simulated seconds when the hour begins must be A x `scale` real seconds old
+    when the replay begins (both at `start`); it is then (A + t) x `scale` real
+    seconds old at the replay's moment for simulated second t, and every window
+    the site computes is the simulated one times `scale`.
+    updatedAt becomes `start - scale * (start - updatedAt)` (one in the future
+    stays in the future); a lead without a usable updatedAt is copied as is.
+    Pure: the given dicts are not changed.
+    """
+    scaled: list[dict[str, Any]] = []
+    for lead in leads:
+        lead = copy.deepcopy(lead)
+        moment = parse_updated_at(lead)
+        if moment is not None:
+            age = start - moment.timestamp()
+            when = datetime.datetime.fromtimestamp(start - age * scale, tz=datetime.UTC)
+            lead["updatedAt"] = _iso_timestamp(when)
+        scaled.append(lead)
+    return scaled
 
 
 def replay(
