@@ -17,6 +17,7 @@ import http.client
 import json
 import logging
 import math
+import os
 import re
 import socket
 import threading
@@ -736,10 +737,28 @@ class Client:
         )
         adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=POOL_MAXSIZE, max_retries=retry)
         self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else self._new_session(self._url_root)
         # Mounted on a given session too: the retry policy must hold whoever built it.
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
+
+    @staticmethod
+    def _new_session(url: str) -> requests.Session:
+        """A Session that takes the environment's proxy and CA settings once, here.
+
+        With `trust_env` on, requests scans the whole environment on every call
+        (proxies, NO_PROXY, REQUESTS_CA_BUNDLE): about a millisecond of CPU a
+        call. The same settings are read once instead: the proxy for this
+        base URL unless NO_PROXY exempts it, and REQUESTS_CA_BUNDLE or
+        CURL_CA_BUNDLE as the certificates to trust.
+        """
+        session = requests.Session()
+        session.proxies.update(requests.utils.get_environ_proxies(url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
+        session.trust_env = False
+        return session
 
     def __repr__(self) -> str:
         return f"Client(base_url={self._base_url!r}, api_key={self._auth._masked!r})"

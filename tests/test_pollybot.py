@@ -255,6 +255,32 @@ def test_given_session_is_used_and_gets_the_retry_policy(rsps: responses.Request
     c.close()
 
 
+def test_the_environments_proxy_and_ca_bundle_are_read_once_when_the_client_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.test:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company-ca.pem")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with Client(base_url=BASE, api_key=KEY) as c:
+        session = c._session
+    assert session.proxies.get("https") == "http://proxy.example.test:3128"
+    assert session.verify == "/etc/ssl/company-ca.pem"
+    # Not scanned again on every call.
+    assert session.trust_env is False
+
+
+def test_no_proxy_exempts_the_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.test:3128")
+    monkeypatch.setenv("NO_PROXY", "api.example.test")
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with Client(base_url=BASE, api_key=KEY) as c:
+        session = c._session
+    assert "https" not in session.proxies
+    assert session.verify is True
+
+
 # --- The status/envelope table ------------------------------------------------------------
 
 STATUS_CASES = [
