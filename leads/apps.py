@@ -7,11 +7,9 @@ class LeadsConfig(AppConfig):
     verbose_name = "Leads"
 
     def ready(self) -> None:
-        # Connects the user_logged_in receiver that starts a session's absolute lifetime.
-        # Receivers that keep the cache's copies of rows in step with the database.
-        from leads import (
-            middleware,  # noqa: F401
-            signals,
-        )
+        # Receivers: the user_logged_in one that starts a session's absolute
+        # lifetime (leads.middleware), and those that keep the cache's copies of
+        # database rows in step with the database (leads.signals).
+        from leads import middleware, signals  # noqa: F401
 
         signals.connect_permission_signals()

@@ -290,8 +290,8 @@ def _detail_page(
     **actions: Any,
 ) -> HttpResponse:
     """The lead page: after a GET, or again after an action with the forms' state."""
-    lead_url = _lead_url(request, fetched.lead.id)
     lead = fetched.lead
+    lead_url = _lead_url(request, lead.id)
     context: dict[str, object] = {
         # The Activity card's relative times ("3 days ago"), in its cache key.
         "activity_ages": [
@@ -299,19 +299,15 @@ def _detail_page(
             for moment in (lead.last_interaction, lead.created_at, lead.updated_at)
             if moment is not None and moment.value is not None
         ],
-        "lead": fetched.lead,
+        "lead": lead,
         "fetched": fetched,
         "neighbours": neighbours,
         "lead_url": lead_url,
         # Built only when the template renders them: a page whose lead card is
         # cached (the {% cache %} fragments of detail.html) does not need them.
-        "google_calendar_url": partial(
-            exports.google_calendar_url, fetched.lead, lead_url=lead_url
-        ),
-        "outlook_calendar_url": partial(
-            exports.outlook_calendar_url, fetched.lead, lead_url=lead_url
-        ),
-        **lead_actions_context(request, fetched.lead, **actions),
+        "google_calendar_url": partial(exports.google_calendar_url, lead, lead_url=lead_url),
+        "outlook_calendar_url": partial(exports.outlook_calendar_url, lead, lead_url=lead_url),
+        **lead_actions_context(request, lead, **actions),
     }
     return render(request, "leads/detail.html", context, status=status)
 
