@@ -15,12 +15,12 @@ cache_outcome_var: contextvars.ContextVar[str] = contextvars.ContextVar("cache",
 
 # Anything shaped like a workspace key (pollybot-api.md: sk-workspace_ + 51 chars),
 # up to the next space: the client accepts any visible ASCII in a key.
-_KEY_SHAPE = re.compile(r"sk-workspace_[\x21-\x7e]*")
+KEY_SHAPE = re.compile(r"sk-workspace_[\x21-\x7e]*")
 REDACTED = "sk-workspace_[redacted]"
 
 
 def redact(text: str) -> str:
-    return _KEY_SHAPE.sub(REDACTED, text)
+    return KEY_SHAPE.sub(REDACTED, text)
 
 
 class RequestContextFilter(logging.Filter):

@@ -213,6 +213,9 @@ CONTENT_SECURITY_POLICY = {
 # --- Logging -----------------------------------------------------------------
 # One line per event with the request ID; the filter redacts anything shaped
 # like a workspace key, as a last line of defence.
+# Error pages and reports (DEBUG's technical 500 page too) never show the key.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "leads.reporting.RedactingExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

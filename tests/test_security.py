@@ -791,3 +791,47 @@ def admin_client_for_faults(fault_upstream, settings):
     other = Client()
     other.force_login(admin)
     return other
+
+
+# --- even DEBUG's technical error page never shows the key ---------------------------------
+
+
+def test_debugs_error_page_shows_frames_but_no_key(sales_user, monkeypatch, settings):
+    settings.DEBUG = True
+
+    def crash(**kwargs: Any) -> None:
+        api_key = SWEEP_KEY  # noqa: F841 (a local the page would list)
+        headers = {"Authorization": f"Bearer {SWEEP_KEY}"}  # noqa: F841
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "get_lead", crash)
+    client = Client(raise_request_exception=False)
+    client.force_login(sales_user)
+    html = client.get(SEED_URL).content.decode()
+    assert "RuntimeError" in html and "Local vars" in html  # Django's technical page
+    assert "sk-workspace_[redacted]" in html
+    for marker in SWEEP_MARKERS:
+        assert marker not in html
+
+
+def test_debugs_error_page_hides_a_posted_key(monkeypatch, settings):
+    from leads.admin import WorkspaceAdmin
+
+    settings.DEBUG = True
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(WorkspaceAdmin, "save_model", crash)
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+    client = Client(raise_request_exception=False)
+    client.force_login(admin)
+    response = client.post(
+        "/admin/leads/workspace/add/",
+        {"name": "W", "base_url": "https://pollybot.example.com", "api_key": SWEEP_KEY},
+    )
+    html = response.content.decode()
+    assert response.status_code == 500
+    assert "RuntimeError" in html and "api_key" in html
+    for marker in SWEEP_MARKERS:
+        assert marker not in html
