@@ -298,9 +298,20 @@ def _lead_the_flight(
             return landed
         return _fetch_and_store(connection, client, res)
     finally:
-        # Only the owner releases; the lock outlives the call, so it is still ours.
-        if cache.get(lock_key) == token:
-            cache.delete(lock_key)
+        _release(lock_key, token)
+
+
+def _release(lock_key: str, token: str) -> None:
+    """Only the owner releases the lock: atomically on Redis (leads.cache).
+
+    Elsewhere (local memory: one process) it is a read, then a delete; the lock
+    outlives the call, so it is still this request's when the call ends.
+    """
+    delete_if_equal = getattr(cache, "delete_if_equal", None)
+    if delete_if_equal is not None:
+        delete_if_equal(lock_key, token)
+    elif cache.get(lock_key) == token:
+        cache.delete(lock_key)
 
 
 def _single_flight(

@@ -223,7 +223,7 @@ CACHE_BACKENDS = [
     ),
     pytest.param(
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "leads.cache.RedisCache",  # what settings.py makes of a redis:// URL
             "LOCATION": os.environ.get("CACHE_URL", ""),
             "KEY_PREFIX": "test-single-flight",
         },

@@ -289,3 +289,17 @@ def test_the_redis_backend_reuses_one_client_and_still_works():
     assert backend.get_many(["leadsite:test:reuse", "leadsite:test:none"]) == {
         "leadsite:test:reuse": {"a": 1}
     }
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CACHE_URL", "").startswith("redis://"),
+    reason="needs CACHE_URL=redis://… (set by .ci/run)",
+)
+def test_the_redis_backend_deletes_a_lock_only_for_its_owner():
+    backend = caches["default"]
+    assert backend.add("leadsite:test:lock", "owner-token", 30)
+    assert backend.delete_if_equal("leadsite:test:lock", "another-token") is False
+    assert backend.get("leadsite:test:lock") == "owner-token"
+    assert backend.delete_if_equal("leadsite:test:lock", "owner-token") is True
+    assert backend.get("leadsite:test:lock") is None
+    assert backend.delete_if_equal("leadsite:test:lock", "owner-token") is False
