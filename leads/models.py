@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.validators import URLValidator
-from django.db import models
+from django.db import models, router, transaction
 from django.utils import timezone
 
 from leads import encryption
@@ -60,12 +60,23 @@ class Workspace(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.pk = self.SINGLETON_ID  # one workspace: saving always updates it
-        previous = Workspace.objects.filter(pk=self.pk).values("base_url", "version").first()
-        if previous is not None:
-            changed = self._key_changed or previous["base_url"] != self.base_url
-            self.version = previous["version"] + 1 if changed else previous["version"]
-        self._key_changed = False
-        super().save(*args, **kwargs)
+        using = kwargs.get("using") or router.db_for_write(Workspace, instance=self)
+        # The version is read and bumped under the row's lock: two admins saving
+        # at the same moment get two versions, never one (PostgreSQL; SQLite
+        # has one writer at a time and ignores the lock).
+        with transaction.atomic(using=using):
+            previous = (
+                Workspace.objects.using(using)
+                .select_for_update()
+                .filter(pk=self.pk)
+                .values("base_url", "version")
+                .first()
+            )
+            if previous is not None:
+                changed = self._key_changed or previous["base_url"] != self.base_url
+                self.version = previous["version"] + 1 if changed else previous["version"]
+            self._key_changed = False
+            super().save(*args, **kwargs)
 
     @property
     def api_key(self) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -10,6 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection as db
+from django.db import connections
+from django.db.models.signals import pre_save
 
 from leads import encryption
 from leads.models import Workspace
@@ -316,3 +320,37 @@ def test_no_workspace_and_no_environment_is_not_configured(settings, sales_clien
     settings.POLLYBOT_BASE_URL = ""
     settings.POLLYBOT_API_KEY = ""
     assert sales_client.get(SEED_URL).status_code == 503
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_saving_new_keys_at_once_get_two_versions():
+    if db.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's row locks (DATABASE_URL=postgres://…, set by .ci/run)")
+    save_workspace(base_url="https://a.example.com", api_key=NEW_KEY)
+    barrier = threading.Barrier(2)
+
+    def slow_write(**kwargs: object) -> None:
+        time.sleep(0.3)  # both saves are under way before either writes
+
+    def save(key: str) -> None:
+        try:
+            workspace = Workspace.objects.get()
+            workspace.set_api_key(key)
+            barrier.wait()
+            workspace.save()
+        finally:
+            connections.close_all()
+
+    pre_save.connect(slow_write, sender=Workspace)
+    try:
+        threads = [
+            threading.Thread(target=save, args=(NEW_KEY[:-4] + suffix,))
+            for suffix in ("1111", "2222")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        pre_save.disconnect(slow_write, sender=Workspace)
+    assert Workspace.objects.get().version == 3
