@@ -10,7 +10,10 @@ options, key handling) is Django's. A `redis.Redis` over a connection pool is
 safe to share between threads.
 
 It also offers `delete_if_equal`, an atomic compare-and-delete (a Lua script),
-for locks that only their owner may release (leads.freshness).
+for locks that only their owner may release (leads.freshness). And, for any
+shared backend, `row_copy`/`rows_changed`: copies of database rows that a page
+reads on every view (the workspace, permissions, "Changed here"), kept in the
+cache and never used once the rows change.
 
 settings.py swaps this in for `django.core.cache.backends.redis.RedisCache`,
 which is what django-environ makes of a `redis://` CACHE_URL.
@@ -18,9 +21,16 @@ which is what django-environ makes of a `redis://` CACHE_URL.
 
 from __future__ import annotations
 
-from typing import Any
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from django.core.cache import cache, caches
 from django.core.cache.backends import redis as django_redis
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
+
+_T = TypeVar("_T")
 
 
 class RedisCacheClient(django_redis.RedisCacheClient):
@@ -63,3 +73,51 @@ class RedisCache(django_redis.RedisCache):
         client = backend.get_client(key, write=True)
         serialized = backend._serializer.dumps(value)  # type: ignore[attr-defined]
         return bool(client.eval(_DELETE_IF_EQUAL, 1, key, serialized))
+
+
+# --- Copies of database rows, kept in the shared cache --------------------------------
+
+
+def shared_between_processes() -> bool:
+    """Whether every process reads the same default cache (Redis, Memcached, files...).
+
+    Local memory is each process's own: a copy of a row kept there could not be
+    replaced in the other processes when the row changes, so copies of rows are
+    kept only in a shared cache, and read from the database otherwise.
+    """
+    return not isinstance(caches["default"], LocMemCache | DummyCache)
+
+
+def row_copy(*, generation_key: str, entry_key: str, ttl: int, load: Callable[[], _T]) -> _T:
+    """What `load` reads from the database, from the shared cache while it is current.
+
+    The entry is stamped with the generation token it was read under (one
+    round trip reads both). `rows_changed` replaces the token whenever the rows
+    change (and again when that transaction commits), so a copy read before a
+    change, or during one, is never used after it.
+    """
+    if not shared_between_processes():
+        return load()
+    found = cache.get_many([generation_key, entry_key])
+    generation = found.get(generation_key)
+    if generation is None:
+        # The first read since the cache was emptied: start a generation. If
+        # another request (or a change) started one first, this read is not kept.
+        token = secrets.token_hex(8)
+        if not cache.add(generation_key, token, ttl):
+            return load()
+        generation = token
+    entry = found.get(entry_key)
+    if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
+        value: _T = entry[1]
+        return value
+    value = load()
+    # Stamped with the token read *before* the database: if a change landed in
+    # between, the stamp is already old and the entry is never used.
+    cache.set(entry_key, (generation, value), ttl)
+    return value
+
+
+def rows_changed(generation_key: str, ttl: int) -> None:
+    """Every copy stamped under `generation_key` is out of date from now on."""
+    cache.set(generation_key, secrets.token_hex(8), ttl)

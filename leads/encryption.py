@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 # Fixed context for the derivation: a key derived for this purpose is useless
 # for anything else Django signs with SECRET_KEY.
@@ -33,6 +34,7 @@ def _fernet(secret: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
+@sensitive_variables("secret_key", "fallbacks")
 def _keys(secret_key: str, fallbacks: tuple[str, ...]) -> MultiFernet:
     return MultiFernet([_fernet(secret) for secret in (secret_key, *fallbacks)])
 
@@ -55,6 +57,7 @@ def decrypt(token: str) -> str:
 # by the token and the secrets that opened it (the plaintext is held by the
 # pooled PollyBot client in any case). Failures are not kept.
 @functools.lru_cache(maxsize=4)
+@sensitive_variables("secret_key", "fallbacks")
 def _decrypt(token: str, secret_key: str, fallbacks: tuple[str, ...]) -> str:
     try:
         return _keys(secret_key, fallbacks).decrypt(token.encode("ascii")).decode()

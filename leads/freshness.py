@@ -239,7 +239,7 @@ def _fetch_and_store(connection: Namespace, client: pollybot.Client, res: Resour
     cache.delete_many(
         [
             key(connection, "failed", res.name),
-            key(connection, "notfound", res.name),  # found after all (a Refresh)
+            key(connection, "notfound", res.name),  # out of date: the lead exists
             key(connection, "refused"),
         ]
     )

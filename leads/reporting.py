@@ -16,9 +16,11 @@ class RedactingExceptionReporterFilter(SafeExceptionReporterFilter):
     Django's filter only acts with DEBUG off, and only on what a decorator
     names. The workspace key must not reach an error page even on a laptop
     with DEBUG on (the technical 500 page shows every frame's local variables),
-    so this one is always active and redacts anything key-shaped it would show:
-    a local variable (a string, or an object whose repr holds one: a headers
-    dict, say) and a POST parameter (the workspace admin form).
+    so this one is always active (settings named like secrets are hidden, and
+    @sensitive_variables is honoured, with DEBUG on too) and redacts key-shaped
+    text in frames' local variables (a string, or an object whose repr holds
+    one: a headers dict, say) and in POST parameters (the workspace admin form).
+    Nothing on the site puts the key in a URL or an exception message.
     """
 
     def is_active(self, request: HttpRequest | None) -> bool:

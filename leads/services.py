@@ -21,6 +21,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from leads import encryption, freshness, pollybot
+from leads.cache import row_copy, rows_changed
 from leads.lead import Lead, Moment
 from leads.models import Workspace
 
@@ -53,12 +54,11 @@ class ConnectionCheck:
 
 
 # The saved workspace, as read from the database, kept in the shared cache so a
-# page view costs no database query for it. Saving or deleting the workspace
-# replaces the entry for every instance (leads.signals); the TTL only bounds how
-# long a change made outside Django's ORM (a raw SQL edit) could go unseen.
+# page view costs no database query for it (leads.cache.row_copy). Saving or
+# deleting the workspace makes every copy out of date (leads.signals).
 WORKSPACE_CACHE_KEY = "leadsite:workspace"
-WORKSPACE_CACHE_TTL = 60
-_NO_WORKSPACE = "none saved"
+WORKSPACE_GENERATION_KEY = "leadsite:workspace:generation"
+WORKSPACE_CACHE_TTL = 3600
 
 
 @dataclass(frozen=True)
@@ -79,41 +79,26 @@ class SavedWorkspace:
         return cls(workspace.base_url, workspace.encrypted_api_key, workspace.version)
 
 
-def cache_saved_workspace(saved: SavedWorkspace | None, *, replace: bool) -> None:
-    """Share what the database holds: `replace` after a save, else only fill a gap.
-
-    A reader fills with `add`, so a reader holding a row read just before an
-    admin's save can never overwrite the entry the save put there.
-    """
-    value = saved if saved is not None else _NO_WORKSPACE
-    if replace:
-        cache.set(WORKSPACE_CACHE_KEY, value, WORKSPACE_CACHE_TTL)
-    else:
-        cache.add(WORKSPACE_CACHE_KEY, value, WORKSPACE_CACHE_TTL)
-
-
-def forget_saved_workspace() -> None:
-    cache.delete(WORKSPACE_CACHE_KEY)
-
-
 def saved_workspace() -> SavedWorkspace | None:
-    """The workspace saved in the admin (None when there is none), from the cache if there."""
-    entry = cache.get(WORKSPACE_CACHE_KEY)
-    if isinstance(entry, SavedWorkspace):
-        return entry
-    if entry == _NO_WORKSPACE:
-        return None
-    saved = SavedWorkspace.of(Workspace.objects.active())
-    cache_saved_workspace(saved, replace=False)
-    return saved
+    """The workspace saved in the admin (None when there is none)."""
+    return row_copy(
+        generation_key=WORKSPACE_GENERATION_KEY,
+        entry_key=WORKSPACE_CACHE_KEY,
+        ttl=WORKSPACE_CACHE_TTL,
+        load=lambda: SavedWorkspace.of(Workspace.objects.active()),
+    )
+
+
+def workspace_changed() -> None:
+    rows_changed(WORKSPACE_GENERATION_KEY, WORKSPACE_CACHE_TTL)
 
 
 def get_connection() -> Connection:
     """The active connection: the workspace saved in the admin, else the environment.
 
-    Read on every call (from the shared cache, which a save replaces at once),
-    so a key saved in the admin takes effect on the very next request in every
-    process, with no restart.
+    Read on every call (from the shared cache, whose copy a save makes out of
+    date at once), so a key saved in the admin takes effect on the very next
+    request in every process, with no restart.
     """
     workspace = saved_workspace()
     if workspace is not None:
@@ -276,7 +261,8 @@ def describe_budget() -> str:
 LIST_FRESH_FOR = 60
 DEFAULT_PAGE_SIZE = 20
 # How many recently opened leads each user is offered again, and for how long
-# (a month: a salesperson back from holiday still finds them).
+# (a month from the list's last change: a salesperson back from holiday still
+# finds them; opening the lead already at the top changes nothing, writes nothing).
 RECENT_LEADS_KEPT = 10
 RECENT_LEADS_TTL = 30 * 24 * 60 * 60
 
@@ -455,7 +441,7 @@ def record_view(*, user: Any, lead: Lead) -> None:
     items = recent_leads(user=user)
     this = RecentLead(lead_id=lead.id, name=lead.display_name[:200])
     if items and items[0] == this:
-        return  # opened again: the list would not change (its TTL runs from the last change)
+        return  # opened again: the list would not change
     earlier = [item for item in items if item.lead_id != lead.id]
     cache.set(_recent_key(user), [this, *earlier][:RECENT_LEADS_KEPT], RECENT_LEADS_TTL)
 

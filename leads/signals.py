@@ -1,15 +1,18 @@
-"""Keep the shared cache's copies of database rows in step with the database.
+"""Make the shared cache's copies of database rows out of date when the rows change.
 
 Three things a lead page reads on every view are kept in the cache rather than
-asked of the database each time: the saved workspace (leads.services), each
-lead's "Changed here" rows (leads.updates) and each user's permissions
-(leads.auth). Each receiver here acts twice: at once, so this process (and a
-test inside one transaction) sees the change, and when the transaction commits,
-so no reader that read the database mid-change can leave an old copy behind.
+asked of the database each time (leads.cache.row_copy): the saved workspace
+(leads.services), each lead's "Changed here" rows (leads.updates) and each
+user's permissions (leads.auth). Each receiver here replaces the copies'
+generation token twice: at once, so this process (and a test inside one
+transaction) reads the change, and when the transaction commits, so a copy
+read from the database while the change was under way is never used.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -21,33 +24,41 @@ from django.dispatch import receiver
 from leads import auth, services, updates
 from leads.models import LeadChange, Workspace
 
+logger = logging.getLogger(__name__)
+
+
+def _now_and_on_commit(changed: Callable[[], None]) -> None:
+    changed()
+    transaction.on_commit(changed)
+
 
 @receiver(post_save, sender=Workspace)
-def workspace_saved(sender: Any, instance: Workspace, **kwargs: Any) -> None:
-    saved = services.SavedWorkspace.of(instance)
-    services.forget_saved_workspace()
-    transaction.on_commit(lambda: services.cache_saved_workspace(saved, replace=True))
-
-
 @receiver(post_delete, sender=Workspace)
-def workspace_deleted(sender: Any, **kwargs: Any) -> None:
-    services.forget_saved_workspace()
-    transaction.on_commit(lambda: services.cache_saved_workspace(None, replace=True))
+def workspace_written(sender: Any, **kwargs: Any) -> None:
+    _now_and_on_commit(services.workspace_changed)
 
 
 @receiver(post_save, sender=LeadChange)
 @receiver(post_delete, sender=LeadChange)
 def lead_change_written(sender: Any, instance: LeadChange, **kwargs: Any) -> None:
     lead_id = instance.lead_id
-    updates.forget_changes(lead_id)
-    transaction.on_commit(lambda: updates.share_changes(lead_id))
+    _now_and_on_commit(lambda: updates.changes_changed(lead_id))
 
 
 def permissions_changed(**kwargs: Any) -> None:
     if kwargs.get("action", "post_").startswith("pre_"):
         return  # m2m_changed: act after the rows changed, not before
-    auth.new_generation()
-    transaction.on_commit(auth.new_generation)
+    _now_and_on_commit(auth.permissions_changed)
+
+
+def migrated(**kwargs: Any) -> None:
+    """After migrations (the Sales group's data migration writes through historical
+    models, which send no signals this module hears). A deploy may migrate before
+    the cache is reachable: that must not fail the migration."""
+    try:
+        _now_and_on_commit(auth.permissions_changed)
+    except Exception:
+        logger.warning("could not mark cached permissions out of date after migrate", exc_info=True)
 
 
 def connect_permission_signals() -> None:
@@ -65,5 +76,4 @@ def connect_permission_signals() -> None:
         post_delete.connect(permissions_changed, sender=model, dispatch_uid=f"{uid}:del:{model}")
     # A deleted user's ID may be given to a new user (SQLite reuses the highest).
     post_delete.connect(permissions_changed, sender=user_model, dispatch_uid=f"{uid}:user")
-    # Migrations (the Sales group's data migration) write through historical models.
-    post_migrate.connect(permissions_changed, dispatch_uid=f"{uid}:migrate")
+    post_migrate.connect(migrated, dispatch_uid=f"{uid}:migrate")

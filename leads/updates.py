@@ -30,10 +30,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from django.core.cache import cache
 from django.utils import timezone
 
 from leads import freshness, pollybot, services
+from leads.cache import row_copy, rows_changed
 from leads.lead import KNOWN_STATUSES, Lead, humanize_key
 from leads.models import LeadChange
 
@@ -407,13 +407,14 @@ def _added_note(before: Any, after: Any) -> str:
 
 
 # "Changed here" is on every view of a lead, and changes are rare: the rows are
-# kept in the shared cache per lead, replaced when a change commits (leads.signals).
+# kept in the shared cache per lead (leads.cache.row_copy); writing a change
+# makes that lead's copy out of date (leads.signals).
 CHANGES_CACHE_TTL = 3600
 _CHANGE_COLUMNS = ("changed_at", "user_name", "fields", "before", "after")
 
 
-def _changes_key(lead_id: str) -> str:
-    return f"leadsite:changes:{lead_id}"
+def _changes_generation_key(lead_id: str) -> str:
+    return f"leadsite:changes:{lead_id}:generation"
 
 
 def _change_rows(lead_id: str) -> list[tuple[Any, ...]]:
@@ -422,23 +423,18 @@ def _change_rows(lead_id: str) -> list[tuple[Any, ...]]:
     return list(rows[:RECENT_CHANGES_SHOWN])
 
 
-def share_changes(lead_id: str) -> None:
-    """After a change commits: every instance's next view shows it."""
-    cache.set(_changes_key(lead_id), _change_rows(lead_id), CHANGES_CACHE_TTL)
-
-
-def forget_changes(lead_id: str) -> None:
-    cache.delete(_changes_key(lead_id))
+def changes_changed(lead_id: str) -> None:
+    rows_changed(_changes_generation_key(lead_id), CHANGES_CACHE_TTL)
 
 
 def recent_changes(*, lead_id: str) -> list[ChangeLine]:
     """The latest changes made to this lead from the site, newest first."""
-    rows = cache.get(_changes_key(lead_id))
-    if not isinstance(rows, list):
-        rows = _change_rows(lead_id)
-        # `add`, not `set`: rows read just before a change commits never
-        # replace the rows that change's commit put there.
-        cache.add(_changes_key(lead_id), rows, CHANGES_CACHE_TTL)
+    rows = row_copy(
+        generation_key=_changes_generation_key(lead_id),
+        entry_key=f"leadsite:changes:{lead_id}",
+        ttl=CHANGES_CACHE_TTL,
+        load=lambda: _change_rows(lead_id),
+    )
     return [_change_line(*row) for row in rows]
 
 

@@ -293,12 +293,16 @@ def _detail_page(
     lead = fetched.lead
     lead_url = _lead_url(request, lead.id)
     context: dict[str, object] = {
-        # The Activity card's relative times ("3 days ago"), in its cache key.
-        "activity_ages": [
-            naturaltime(moment.value)
-            for moment in (lead.last_interaction, lead.created_at, lead.updated_at)
+        # The Activity card's relative times ("3 days ago"): shown, and in its cache key.
+        "activity_ages": {
+            name: naturaltime(moment.value)
+            for name, moment in (
+                ("last_interaction", lead.last_interaction),
+                ("created_at", lead.created_at),
+                ("updated_at", lead.updated_at),
+            )
             if moment is not None and moment.value is not None
-        ],
+        },
         "lead": lead,
         "fetched": fetched,
         "neighbours": neighbours,

@@ -20,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from leads import auth, exports, services, updates
+from leads import cache as cache_module
 from leads.models import LeadChange, Workspace
 from sandbox.data import DEMO_API_KEY, SEED_LEAD
 
@@ -47,10 +48,55 @@ def save_workspace(base_url: str) -> Workspace:
     return workspace
 
 
+@pytest.fixture
+def shared_cache(settings, tmp_path):
+    """A default cache every process shares, without Redis: files in a scratch folder.
+
+    Copies of rows are kept only in a shared cache (leads.cache.row_copy); the
+    suite's default, local memory, reads them from the database.
+    """
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path / "cache"),
+        },
+    }
+    yield
+    caches["default"].clear()
+
+
+@pytest.fixture
+def per_process_cache(settings):
+    """Local memory, each process's own (the laptop default), even where CI sets Redis."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+
+
+def use_cache(request: pytest.FixtureRequest, kind: str) -> None:
+    request.getfixturevalue("shared_cache" if kind == "shared" else "per_process_cache")
+
+
+def a_change(user: Any, name: str = "Sam Seller") -> LeadChange:
+    return LeadChange.objects.create(
+        user=user,
+        user_name=name,
+        lead_id=SEED_ID,
+        action=LeadChange.Action.STATUS,
+        fields=["status"],
+        before={"status": "new"},
+        after={"status": "contacted"},
+    )
+
+
 # --- the database is not asked on a warm view --------------------------------------------
 
 
-def test_a_warm_view_asks_the_database_only_for_the_session_user(seller_client, sandbox):
+def test_a_warm_view_asks_the_database_only_for_the_session_user(
+    shared_cache, seller_client, sandbox
+):
     save_workspace(sandbox.base_url)
     seller_client.get(SEED_URL)  # fills the caches: lead, workspace, permissions, changes
 
@@ -62,7 +108,23 @@ def test_a_warm_view_asks_the_database_only_for_the_session_user(seller_client, 
     assert lead_gets(sandbox) == 1
 
 
-def test_the_update_forms_still_follow_the_users_permissions(seller_client, seller, sandbox):
+def test_with_a_per_process_cache_rows_are_read_from_the_database(
+    per_process_cache, seller_client, sandbox
+):
+    # Local memory is each process's own: a copy kept there could go stale in the others.
+    assert not cache_module.shared_between_processes()
+    save_workspace(sandbox.base_url)
+    seller_client.get(SEED_URL)
+    sql = " ".join(queries_of(seller_client, SEED_URL))
+    for table in ("leads_workspace", "auth_permission", "leads_leadchange"):
+        assert table in sql
+
+
+@pytest.mark.parametrize("cache_kind", ["shared", "per-process"])
+def test_the_update_forms_still_follow_the_users_permissions(
+    cache_kind, request, seller_client, seller, sandbox
+):
+    use_cache(request, cache_kind)
     assert 'id="actions-heading"' in seller_client.get(SEED_URL).content.decode()
 
     seller.groups.clear()  # taken out of Sales in the admin
@@ -77,48 +139,68 @@ def test_the_update_forms_still_follow_the_users_permissions(seller_client, sell
 
 
 def test_a_permission_given_to_the_user_directly_applies_on_the_next_view(
-    sales_client, sales_user, sandbox
+    shared_cache, sales_client, sales_user, sandbox
 ):
     assert 'id="actions-heading"' not in sales_client.get(SEED_URL).content.decode()
     sales_user.user_permissions.add(Permission.objects.get(codename="change_lead"))
     assert 'id="actions-heading"' in sales_client.get(SEED_URL).content.decode()
 
 
-def test_a_permission_set_read_before_a_change_is_never_used_after_it(sales_user):
+def fresh(user: Any) -> Any:
+    """The user as the next request loads it (no per-request permission memo)."""
+    return type(user).objects.get(pk=user.pk)
+
+
+def test_a_permission_set_read_during_a_change_is_not_used_after_its_commit(
+    shared_cache, sales_user, django_capture_on_commit_callbacks
+):
     backend = auth.CachedPermissionsBackend()
-    auth.new_generation()
-    assert backend.get_all_permissions(sales_user) == set()
+    assert backend.get_all_permissions(fresh(sales_user)) == set()  # starts a generation
+    with django_capture_on_commit_callbacks(execute=True):
+        sales_user.user_permissions.add(Permission.objects.get(codename="change_lead"))
+        # Another request reads the database mid-change and keeps what it saw:
+        # here a stand-in, the set from before the change under the new token.
+        generation = cache.get(auth.GENERATION_KEY)
+        key = f"leadsite:perms:user:{sales_user.pk}:0"
+        cache.set(key, (generation, frozenset()), auth.PERMISSIONS_TTL)
+        assert backend.get_all_permissions(fresh(sales_user)) == set()
+    # The commit replaced the token: that set is never used again.
+    assert backend.get_all_permissions(fresh(sales_user)) == {"leads.change_lead"}
 
-    # A reader read the database just before the change, and writes its answer after it.
-    key = auth._user_key(sales_user.pk)
-    stamped_before = cache.get(key)[0]
-    sales_user.user_permissions.add(Permission.objects.get(codename="change_lead"))
-    cache.set(key, (stamped_before, frozenset()), auth.PERMISSIONS_TTL)
 
-    fresh_user = type(sales_user).objects.get(pk=sales_user.pk)
-    assert backend.get_all_permissions(fresh_user) == {"leads.change_lead"}
+def test_a_demoted_superuser_keeps_none_of_the_superusers_permissions(shared_cache, sales_user):
+    backend = auth.CachedPermissionsBackend()
+    sales_user.is_superuser = True
+    sales_user.save()
+    assert "leads.change_workspace" in backend.get_all_permissions(fresh(sales_user))
+    sales_user.is_superuser = False
+    sales_user.save()
+    assert backend.get_all_permissions(fresh(sales_user)) == set()
 
 
-def test_permissions_are_read_from_the_database_when_the_cache_was_emptied(sales_user):
+def test_permissions_are_read_from_the_database_when_the_cache_was_emptied(
+    shared_cache, sales_user
+):
+    backend = auth.CachedPermissionsBackend()
+    assert backend.get_all_permissions(fresh(sales_user)) == set()
     sales_user.user_permissions.add(Permission.objects.get(codename="change_lead"))
     cache.clear()
-    assert sales_user.has_perm("leads.change_lead")
+    assert backend.get_all_permissions(fresh(sales_user)) == {"leads.change_lead"}
 
 
-def test_an_inactive_user_has_no_permissions_even_if_cached(seller):
+def test_an_inactive_user_has_no_permissions_even_if_cached(shared_cache, seller):
     backend = auth.CachedPermissionsBackend()
-    assert backend.get_all_permissions(seller) == {"leads.change_lead"}
+    assert backend.get_all_permissions(fresh(seller)) == {"leads.change_lead"}
     seller.is_active = False
-    del seller._perm_cache
-    assert backend.get_all_permissions(seller) == set()
+    seller.save()
+    assert backend.get_all_permissions(fresh(seller)) == set()
 
 
 # --- the saved workspace ---------------------------------------------------------------
 
 
-def test_the_saved_workspace_is_read_from_the_database_once(sandbox, sales_client):
-    save_workspace(sandbox.base_url)
-    services.forget_saved_workspace()
+def test_the_saved_workspace_is_read_from_the_database_once(shared_cache, sandbox):
+    save_workspace(sandbox.base_url)  # the save starts a new generation
     with CaptureQueriesContext(connection) as first:
         services.get_connection()
     with CaptureQueriesContext(connection) as second:
@@ -128,8 +210,9 @@ def test_the_saved_workspace_is_read_from_the_database_once(sandbox, sales_clien
     assert connection_again.api_key == DEMO_API_KEY
 
 
-def test_saving_or_deleting_the_workspace_replaces_the_shared_copy_at_once(sandbox, settings):
+def test_saving_or_deleting_the_workspace_applies_at_once(shared_cache, sandbox, settings):
     settings.POLLYBOT_BASE_URL = "https://env.example.com"
+    services.get_connection()
     assert services.get_connection().base_url == "https://env.example.com"  # cached: none saved
 
     workspace = save_workspace(sandbox.base_url)
@@ -144,53 +227,59 @@ def test_saving_or_deleting_the_workspace_replaces_the_shared_copy_at_once(sandb
     assert services.get_connection().base_url == "https://env.example.com"
 
 
-def test_a_reader_holding_an_old_row_cannot_overwrite_a_save(sandbox):
-    old = services.SavedWorkspace.of(save_workspace(sandbox.base_url))
-    workspace = Workspace.objects.get()
-    workspace.base_url = "https://new.example.com"
-    workspace.save()
-    services.cache_saved_workspace(services.SavedWorkspace.of(workspace), replace=True)  # commit
-
-    services.cache_saved_workspace(old, replace=False)  # the slow reader fills the gap it saw
+def test_a_copy_read_during_a_save_is_not_used_after_its_commit(
+    shared_cache, sandbox, django_capture_on_commit_callbacks
+):
+    save_workspace(sandbox.base_url)
+    services.get_connection()  # starts the generation
+    with django_capture_on_commit_callbacks(execute=True):
+        workspace = Workspace.objects.get()
+        workspace.base_url = "https://new.example.com"
+        workspace.save()
+        # A reader that read the row before the save stores it under the new token.
+        generation = cache.get(services.WORKSPACE_GENERATION_KEY)
+        old = services.SavedWorkspace(sandbox.base_url, workspace.encrypted_api_key, 1)
+        cache.set(services.WORKSPACE_CACHE_KEY, (generation, old), services.WORKSPACE_CACHE_TTL)
+        assert services.get_connection().base_url == sandbox.base_url
     assert services.get_connection().base_url == "https://new.example.com"
 
 
-def test_the_shared_copy_never_holds_the_plain_key(sandbox):
+def test_the_shared_copy_never_holds_the_plain_key(shared_cache, sandbox):
     save_workspace(sandbox.base_url)
     services.get_connection()
+    services.get_connection()
     entry = cache.get(services.WORKSPACE_CACHE_KEY)
+    assert isinstance(entry[1], services.SavedWorkspace)
     assert DEMO_API_KEY not in repr(entry)
-    assert DEMO_API_KEY not in entry.encrypted_api_key
+    assert DEMO_API_KEY not in entry[1].encrypted_api_key
 
 
 # --- "Changed here" --------------------------------------------------------------------
 
 
-def test_changed_here_shows_a_new_change_on_the_next_view(sales_client, sales_user, sandbox):
+@pytest.mark.parametrize("cache_kind", ["shared", "per-process"])
+def test_changed_here_shows_a_new_change_on_the_next_view(
+    cache_kind, request, sales_client, sales_user, sandbox
+):
+    use_cache(request, cache_kind)
     assert "No changes made from this site yet." in sales_client.get(SEED_URL).content.decode()
-    LeadChange.objects.create(
-        user=sales_user,
-        user_name="Sam Seller",
-        lead_id=SEED_ID,
-        action=LeadChange.Action.STATUS,
-        fields=["status"],
-        before={"status": "new"},
-        after={"status": "contacted"},
-    )
+    sales_client.get(SEED_URL)
+    a_change(sales_user)
     html = sales_client.get(SEED_URL).content.decode()
     assert "Sam Seller" in html
     assert "No changes made from this site yet." not in html
 
 
-def test_changed_here_rows_are_shared_when_a_change_commits(sales_user):
-    assert updates.recent_changes(lead_id=SEED_ID) == []
-    change = LeadChange(
-        user=sales_user, user_name="Sam", lead_id=SEED_ID, action="note", fields=["x"]
-    )
-    change.save()
-    # Rows read before the commit, written by a slow reader, lose to the commit's rows.
-    cache.add(updates._changes_key(SEED_ID), [], updates.CHANGES_CACHE_TTL)
-    updates.share_changes(SEED_ID)  # what the commit hook runs
+def test_changed_here_rows_read_during_a_change_are_not_used_after_its_commit(
+    shared_cache, sales_user, django_capture_on_commit_callbacks
+):
+    updates.recent_changes(lead_id=SEED_ID)  # starts the generation
+    with django_capture_on_commit_callbacks(execute=True):
+        a_change(sales_user, name="Sam")
+        # A reader that read the rows before the change keeps them under the new token.
+        generation = cache.get(updates._changes_generation_key(SEED_ID))
+        cache.set(f"leadsite:changes:{SEED_ID}", (generation, []), updates.CHANGES_CACHE_TTL)
+        assert updates.recent_changes(lead_id=SEED_ID) == []
     assert [line.author for line in updates.recent_changes(lead_id=SEED_ID)] == ["Sam"]
 
 
@@ -261,13 +350,12 @@ def test_the_activity_card_keeps_its_relative_times_current(sales_client, sandbo
     assert lead_gets(sandbox) == 1
 
 
-def test_the_fragment_cache_is_bounded_and_off_with_debug():
+def test_the_fragment_cache_is_each_processs_own_and_bounded():
     from django.conf import settings
 
     options = settings.CACHES["fragments"]
-    assert options["BACKEND"].endswith("LocMemCache")
+    assert options["BACKEND"].endswith("LocMemCache")  # in memory: no round trip for a hit
     assert options["OPTIONS"]["MAX_ENTRIES"] <= 1000
-    assert caches["fragments"] is not caches["default"]
 
 
 # --- the Redis backend's client --------------------------------------------------------
