@@ -52,13 +52,14 @@ def permissions_changed(**kwargs: Any) -> None:
 
 
 def migrated(**kwargs: Any) -> None:
-    """After migrations (the Sales group's data migration writes through historical
-    models, which send no signals this module hears). A deploy may migrate before
-    the cache is reachable: that must not fail the migration."""
+    """After migrations: data migrations (the Sales group's) write through historical
+    models, which send no signal this module hears. A deploy may migrate before the
+    cache is reachable: that must not fail the migration."""
     try:
         _now_and_on_commit(auth.permissions_changed)
+        _now_and_on_commit(services.workspace_changed)
     except Exception:
-        logger.warning("could not mark cached permissions out of date after migrate", exc_info=True)
+        logger.warning("could not mark cached rows out of date after migrate", exc_info=True)
 
 
 def connect_permission_signals() -> None:

@@ -391,3 +391,27 @@ def test_the_redis_backend_deletes_a_lock_only_for_its_owner():
     assert backend.delete_if_equal("leadsite:test:lock", "owner-token") is True
     assert backend.get("leadsite:test:lock") is None
     assert backend.delete_if_equal("leadsite:test:lock", "owner-token") is False
+
+
+def test_migrate_makes_copies_out_of_date(shared_cache, sales_user):
+    from leads import signals
+
+    auth.CachedPermissionsBackend().get_all_permissions(fresh(sales_user))
+    services.saved_workspace()
+    before = cache.get_many([auth.GENERATION_KEY, services.WORKSPACE_GENERATION_KEY])
+    signals.migrated()
+    after = cache.get_many([auth.GENERATION_KEY, services.WORKSPACE_GENERATION_KEY])
+    assert len(before) == 2
+    assert before[auth.GENERATION_KEY] != after[auth.GENERATION_KEY]
+    assert before[services.WORKSPACE_GENERATION_KEY] != after[services.WORKSPACE_GENERATION_KEY]
+
+
+def test_migrate_does_not_fail_when_the_cache_is_unreachable(monkeypatch, caplog):
+    from leads import signals
+
+    def unreachable() -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(auth, "permissions_changed", unreachable)
+    signals.migrated()  # no exception: the migration carries on
+    assert "could not mark cached rows out of date" in caplog.text
