@@ -17,7 +17,7 @@ import requests
 
 # The share of a lead's unchanged time its copy is trusted for. leads.freshness
 # reads Django's settings only inside functions, so this import needs none.
-from leads.freshness import HEURISTIC_FRACTION
+from leads.freshness import HEURISTIC_FRACTION, Resource
 from leads.lead import Moment
 
 # The issue's workload: this many page views over this many leads in one hour.
@@ -57,17 +57,27 @@ def freshness_window(
     max_ttl: float,
     fraction: float = HEURISTIC_FRACTION,
 ) -> float:
-    """Seconds a copy fetched at `fetched_at` stays fresh (leads/freshness.py's rule).
+    """Seconds a copy fetched at `fetched_at` stays fresh: the product's own rule,
+    leads.freshness.Resource.fresh_for_copy, as leads/services.py configures it.
 
     `fraction` of the time the lead had gone unchanged (`fetched_at - updated_at`),
     within [min_ttl, max(max_ttl, min_ttl)]; `min_ttl` when `updated_at` is unknown
     (None) or after the fetch; 0 throughout when `min_ttl` is 0. Any clock will do,
     as long as both moments are on it (here: simulated seconds since the hour began).
     """
-    if min_ttl <= 0 or updated_at is None or updated_at > fetched_at:
-        return min_ttl
-    window = (fetched_at - updated_at) * fraction
-    return min(max(window, min_ttl), max(max_ttl, min_ttl))
+    resource = Resource(
+        name="bench",
+        fetch=_never_fetched,
+        fresh_for=min_ttl,
+        last_modified=lambda data: updated_at,
+        max_fresh_for=max_ttl,
+        heuristic_fraction=fraction,
+    )
+    return resource.fresh_for_copy(({}, fetched_at))
+
+
+def _never_fetched(client: object) -> dict[str, Any]:
+    raise AssertionError("the rule only computes windows: it fetches nothing")
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,9 @@ class Resource:
     A copy is fresh for `fresh_for` seconds. With `last_modified` (when the
     data says it last changed, as Unix time) and a longer `max_fresh_for`, the
     window follows the data instead (RFC 9111 section 4.2.2, the heuristic
-    browsers apply to Last-Modified): HEURISTIC_FRACTION of the time the data
-    had gone unchanged when it was fetched, within [fresh_for, max_fresh_for].
+    browsers apply to Last-Modified): `heuristic_fraction` (HEURISTIC_FRACTION)
+    of the time the data had gone unchanged when it was fetched, within
+    [fresh_for, max_fresh_for].
     Data changed minutes ago is asked for again after `fresh_for`; data no one
     has touched for days after `max_fresh_for`. A `fresh_for` of 0 turns the
     window off altogether.
@@ -90,9 +91,10 @@ class Resource:
 
     name: str
     fetch: Callable[[pollybot.Client], dict[str, Any]]
-    fresh_for: int
+    fresh_for: float
     last_modified: Callable[[dict[str, Any]], float | None] | None = None
-    max_fresh_for: int = 0
+    max_fresh_for: float = 0
+    heuristic_fraction: float = HEURISTIC_FRACTION
 
     def fresh_for_copy(self, copy: Copy) -> float:
         """Seconds this copy stays fresh after it was fetched."""
@@ -102,7 +104,7 @@ class Resource:
         modified = self.last_modified(data)
         if modified is None or modified > fetched:  # unknown, or a clock ahead of ours
             return self.fresh_for
-        window = (fetched - modified) * HEURISTIC_FRACTION
+        window = (fetched - modified) * self.heuristic_fraction
         return min(max(window, self.fresh_for), max(self.max_fresh_for, self.fresh_for))
 
 
