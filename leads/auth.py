@@ -16,11 +16,24 @@ from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
 
-from leads.cache import row_copy, rows_changed
+from leads.cache import row_copy, row_copy_keys, rows_changed
 
 GENERATION_KEY = "leadsite:perms:generation"
 # Bounds how long an entry of a deleted or idle user occupies the cache.
 PERMISSIONS_TTL = 3600
+
+
+def _entry_key(user_obj: Any) -> str:
+    # A superuser holds every permission: a demoted one must not keep that set,
+    # so the flag is part of the key.
+    return f"leadsite:perms:user:{user_obj.pk}:{int(user_obj.is_superuser)}"
+
+
+def permission_keys(user_obj: Any) -> list[str]:
+    """The cache keys a permission check of this user reads (leads.cache.read_ahead)."""
+    if not user_obj.is_active or user_obj.is_anonymous:
+        return []
+    return row_copy_keys(GENERATION_KEY, _entry_key(user_obj))
 
 
 def permissions_changed() -> None:
@@ -38,9 +51,7 @@ class CachedPermissionsBackend(ModelBackend):
             user_obj._perm_cache = set(
                 row_copy(
                     generation_key=GENERATION_KEY,
-                    # A superuser holds every permission: a demoted one must not
-                    # keep that set, so the flag is part of the key.
-                    entry_key=f"leadsite:perms:user:{user_obj.pk}:{int(user_obj.is_superuser)}",
+                    entry_key=_entry_key(user_obj),
                     ttl=PERMISSIONS_TTL,
                     load=lambda: frozenset(self._from_database(user_obj)),
                 )

@@ -13,7 +13,8 @@ It also offers `delete_if_equal`, an atomic compare-and-delete (a Lua script),
 for locks that only their owner may release (leads.freshness). And, for any
 shared backend, `row_copy`/`rows_changed`: copies of database rows that a page
 reads on every view (the workspace, permissions, "Changed here"), kept in the
-cache and never used once the rows change.
+cache and never used once the rows change. `read_ahead` lets a view make the
+reads of several of these modules in one round trip.
 
 settings.py swaps this in for `django.core.cache.backends.redis.RedisCache`,
 which is what django-environ makes of a `redis://` CACHE_URL.
@@ -22,7 +23,9 @@ which is what django-environ makes of a `redis://` CACHE_URL.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.core.cache import cache, caches
@@ -75,6 +78,43 @@ class RedisCache(django_redis.RedisCache):
         return bool(client.eval(_DELETE_IF_EQUAL, 1, key, serialized))
 
 
+# --- Reads made ahead, in one round trip -------------------------------------------
+
+# Keys read ahead by the current request's `read_ahead` block, and what the
+# cache held (_ABSENT: nothing). Each key answers one read: a module that reads
+# a key again (after writing it, say) asks the cache.
+_read_ahead: ContextVar[dict[str, Any] | None] = ContextVar("leadsite_read_ahead", default=None)
+_ABSENT = object()
+
+
+@contextmanager
+def read_ahead(keys: Iterable[str]) -> Iterator[None]:
+    """Read `keys` from the default cache now, in one round trip, for the reads of the block.
+
+    A page reads several independent entries (the workspace, the lead's copy,
+    permissions...), each module on its own: one round trip each. Inside this
+    block, `get_many` answers a module's read from what was read here, when it
+    asks only for keys read here, and each key only once: what the module sees
+    is what the cache held when the block began, as if it had read then.
+    """
+    keys = list(dict.fromkeys(keys))
+    found = cache.get_many(keys) if keys else {}
+    token = _read_ahead.set({key: found.get(key, _ABSENT) for key in keys})
+    try:
+        yield
+    finally:
+        _read_ahead.reset(token)
+
+
+def get_many(keys: list[str]) -> dict[str, Any]:
+    """`cache.get_many(keys)`, answered from the enclosing `read_ahead` when it can be."""
+    ahead = _read_ahead.get()
+    if ahead is not None and all(key in ahead for key in keys):
+        values = [ahead.pop(key) for key in keys]
+        return {key: value for key, value in zip(keys, values, strict=True) if value is not _ABSENT}
+    return cache.get_many(keys)
+
+
 # --- Copies of database rows, kept in the shared cache --------------------------------
 
 
@@ -88,6 +128,11 @@ def shared_between_processes() -> bool:
     return not isinstance(caches["default"], LocMemCache | DummyCache)
 
 
+def row_copy_keys(generation_key: str, entry_key: str) -> list[str]:
+    """What `row_copy` reads from the cache (for `read_ahead`): nothing in local memory."""
+    return [generation_key, entry_key] if shared_between_processes() else []
+
+
 def row_copy(*, generation_key: str, entry_key: str, ttl: int, load: Callable[[], _T]) -> _T:
     """What `load` reads from the database, from the shared cache while it is current.
 
@@ -98,7 +143,7 @@ def row_copy(*, generation_key: str, entry_key: str, ttl: int, load: Callable[[]
     """
     if not shared_between_processes():
         return load()
-    found = cache.get_many([generation_key, entry_key])
+    found = get_many([generation_key, entry_key])
     generation = found.get(generation_key)
     if generation is None:
         # The first read since the cache was emptied: start a generation. If

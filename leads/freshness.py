@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from leads import pollybot
+from leads.cache import get_many
 from leads.log import cache_outcome_var
 
 logger = logging.getLogger(__name__)
@@ -355,6 +356,21 @@ def _single_flight(
 # --- the one entry point -----------------------------------------------------------
 
 
+def _fetch_keys(connection: Namespace, name: str) -> dict[str, str]:
+    return {
+        "copy": key(connection, "copy", name),
+        "notfound": key(connection, "notfound", name),
+        "failed": key(connection, "failed", name),
+        "budget": key(connection, "budget"),
+        "quiet": key(connection, "quiet"),
+    }
+
+
+def fetch_keys(connection: Namespace, name: str) -> list[str]:
+    """The cache keys `fetch` reads first, for a view's `leads.cache.read_ahead`."""
+    return list(_fetch_keys(connection, name).values())
+
+
 def fetch(
     connection: Namespace, client: pollybot.Client, res: Resource, *, refresh: bool = False
 ) -> Fetched:
@@ -363,15 +379,10 @@ def fetch(
     `refresh` skips the freshness window (a Refresh control, itself limited by
     `allow_refresh`), never the rate-limit rules.
     """
-    # Everything this decision reads, in one cache round trip.
-    keys = {
-        "copy": key(connection, "copy", res.name),
-        "notfound": key(connection, "notfound", res.name),
-        "failed": key(connection, "failed", res.name),
-        "budget": key(connection, "budget"),
-        "quiet": key(connection, "quiet"),
-    }
-    found = cache.get_many(list(keys.values()))
+    # Everything this decision reads, in one cache round trip (or none, when a
+    # view read them ahead with fetch_keys).
+    keys = _fetch_keys(connection, res.name)
+    found = get_many(list(keys.values()))
     seen = {kind: found.get(name) for kind, name in keys.items()}
     copy = _as_copy(seen["copy"])
     if not refresh:

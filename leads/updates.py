@@ -33,7 +33,7 @@ from typing import Any
 from django.utils import timezone
 
 from leads import freshness, pollybot, services
-from leads.cache import row_copy, rows_changed
+from leads.cache import row_copy, row_copy_keys, rows_changed
 from leads.lead import KNOWN_STATUSES, Lead, humanize_key
 from leads.models import LeadChange
 
@@ -427,11 +427,20 @@ def changes_changed(lead_id: str) -> None:
     rows_changed(_changes_generation_key(lead_id), CHANGES_CACHE_TTL)
 
 
+def _changes_entry_key(lead_id: str) -> str:
+    return f"leadsite:changes:{lead_id}"
+
+
+def recent_changes_keys(*, lead_id: str) -> list[str]:
+    """The cache keys `recent_changes` reads (leads.cache.read_ahead)."""
+    return row_copy_keys(_changes_generation_key(lead_id), _changes_entry_key(lead_id))
+
+
 def recent_changes(*, lead_id: str) -> list[ChangeLine]:
     """The latest changes made to this lead from the site, newest first."""
     rows = row_copy(
         generation_key=_changes_generation_key(lead_id),
-        entry_key=f"leadsite:changes:{lead_id}",
+        entry_key=_changes_entry_key(lead_id),
         ttl=CHANGES_CACHE_TTL,
         load=lambda: _change_rows(lead_id),
     )

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
+from django.contrib.humanize.templatetags import humanize
 from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
@@ -72,17 +78,22 @@ def error_response(
 @require_safe  # GET and HEAD (load balancers probe with HEAD)
 def lead_detail(request: HttpRequest, lead_id: str) -> HttpResponse:
     try:
-        fetched = services.get_lead(lead_id=lead_id)
-    except pollybot.PollyBotError as error:
+        reads = services.lead_page_reads(lead_id=lead_id, user=request.user)
+    except pollybot.PollyBotError as error:  # a malformed ID: before any call
         return error_response(request, error, lead_id=lead_id)
-    services.record_view(user=request.user, lead=fetched.lead)
-    # Opened from a page of the list: Previous and Next keep its filters and page.
-    neighbours = None
-    if request.GET.get("from") == "list":
-        form = LeadListForm(request.GET)
-        if form.is_valid():
-            neighbours = services.neighbours(lead_id=lead_id, query=form.to_query())
-    return _detail_page(request, fetched, neighbours=neighbours)
+    with reads:
+        try:
+            fetched = services.get_lead(lead_id=lead_id)
+        except pollybot.PollyBotError as error:
+            return error_response(request, error, lead_id=lead_id)
+        services.record_view(user=request.user, lead=fetched.lead)
+        # Opened from a page of the list: Previous and Next keep its filters and page.
+        neighbours = None
+        if request.GET.get("from") == "list":
+            form = LeadListForm(request.GET)
+            if form.is_valid():
+                neighbours = services.neighbours(lead_id=lead_id, query=form.to_query())
+        return _lead_page(request, fetched, neighbours=neighbours)
 
 
 def _lead_url(request: HttpRequest, lead_id: str) -> str:
@@ -248,9 +259,12 @@ def lead_actions_context(
     action: str = "",
     conflict: updates.LeadChanged | None = None,
     action_error: str = "",
+    lead_changes: list[updates.ChangeLine] | None = None,
 ) -> dict[str, object]:
     """The page's "Update this lead" forms (for users who may change leads) and "Changed here"."""
-    context: dict[str, object] = {"lead_changes": updates.recent_changes(lead_id=lead.id)}
+    if lead_changes is None:
+        lead_changes = updates.recent_changes(lead_id=lead.id)
+    context: dict[str, object] = {"lead_changes": lead_changes}
     if not request.user.has_perm(updates.CHANGE_LEAD_PERMISSION):
         return context
     version = updates.version_of(lead)
@@ -281,39 +295,136 @@ def lead_actions_context(
     return context
 
 
+def _activity_moments(lead: Lead) -> list[tuple[str, datetime]]:
+    """The Activity card's moments that parsed: (name, when)."""
+    return [
+        (name, moment.value)
+        for name, moment in (
+            ("last_interaction", lead.last_interaction),
+            ("created_at", lead.created_at),
+            ("updated_at", lead.updated_at),
+        )
+        if moment is not None and moment.value is not None
+    ]
+
+
+def _activity_ages(lead: Lead) -> dict[str, str]:
+    """The Activity card's relative times ("3 days ago"): shown, and in its cache key."""
+    return {name: naturaltime(value) for name, value in _activity_moments(lead)}
+
+
+def _age_steps(lead: Lead) -> list[tuple[int, int]]:
+    """What decides Activity's relative times, for a key: cheaper than the texts themselves.
+
+    humanize's naturaltime shows seconds under a minute, minutes under an hour,
+    hours under a day, and from a day on two adjacent units of which the
+    smallest is at most hours. So its text for a moment changes only when the
+    moment's age crosses a whole number of that unit, and (age // unit, unit)
+    changes whenever it can (checked against Django's own naturaltime in
+    tests/test_page_cache.py; to within the second for ages of a day or more,
+    where naturaltime drops the moment's fraction of a second). The clock is
+    the one naturaltime reads.
+    """
+    now = humanize.datetime.now(UTC)  # type: ignore[attr-defined]  # humanize's own import
+    steps = []
+    for _name, value in _activity_moments(lead):
+        age = abs((now - value).total_seconds())
+        unit = 1 if age < 60 else 60 if age < 3600 else 3600
+        steps.append((int(age // unit) if now >= value else -int(age // unit) - 1, unit))
+    return steps
+
+
 def _detail_page(
     request: HttpRequest,
     fetched: services.FetchedLead,
     *,
     neighbours: services.Neighbours | None = None,
     status: int = 200,
+    shown: dict[str, Any] | None = None,
     **actions: Any,
 ) -> HttpResponse:
-    """The lead page: after a GET, or again after an action with the forms' state."""
+    """The lead page: after a GET, or again after an action with the forms' state.
+
+    `shown`: parts of the context the caller has already worked out (_lead_page).
+    """
     lead = fetched.lead
-    lead_url = _lead_url(request, lead.id)
-    context: dict[str, object] = {
-        # The Activity card's relative times ("3 days ago"): shown, and in its cache key.
-        "activity_ages": {
-            name: naturaltime(moment.value)
-            for name, moment in (
-                ("last_interaction", lead.last_interaction),
-                ("created_at", lead.created_at),
-                ("updated_at", lead.updated_at),
-            )
-            if moment is not None and moment.value is not None
-        },
-        "lead": lead,
-        "fetched": fetched,
-        "neighbours": neighbours,
-        "lead_url": lead_url,
+    context: dict[str, Any] = dict(shown or {})
+    if "lead_url" not in context:
+        context["lead_url"] = _lead_url(request, lead.id)
+    if "activity_ages" not in context:
+        context["activity_ages"] = _activity_ages(lead)
+    lead_url = context["lead_url"]
+    context.update(
+        lead=lead,
+        fetched=fetched,
+        neighbours=neighbours,
         # Built only when the template renders them: a page whose lead card is
         # cached (the {% cache %} fragments of detail.html) does not need them.
-        "google_calendar_url": partial(exports.google_calendar_url, lead, lead_url=lead_url),
-        "outlook_calendar_url": partial(exports.outlook_calendar_url, lead, lead_url=lead_url),
-        **lead_actions_context(request, lead, **actions),
-    }
+        google_calendar_url=partial(exports.google_calendar_url, lead, lead_url=lead_url),
+        outlook_calendar_url=partial(exports.outlook_calendar_url, lead, lead_url=lead_url),
+    )
+    context.update(
+        lead_actions_context(request, lead, lead_changes=context.get("lead_changes"), **actions)
+    )
     return render(request, "leads/detail.html", context, status=status)
+
+
+# Stands for the CSRF token in a page kept as rendered (_lead_page): random per
+# process, so no lead's data can hold it; each response gets its own token.
+_CSRF_STAND_IN = f"csrf-stand-in-{secrets.token_hex(16)}"
+
+
+def _lead_page(
+    request: HttpRequest,
+    fetched: services.FetchedLead,
+    *,
+    neighbours: services.Neighbours | None,
+) -> HttpResponse:
+    """The page after a GET, kept as rendered in this process while all it shows is the same.
+
+    A salesperson opens the same lead again and again (from the CRM, Back,
+    Reload); when nothing the page shows has changed, its HTML is the same but
+    for the CSRF token, which each response gets afresh. The key is everything
+    the page shows: the lead's copy (every field, when it was fetched, why it
+    is stale), today's date, the time zone and language, the link, what
+    Activity's relative times depend on (_age_steps), "Changed here", Previous
+    and Next, and the viewer (name, staff, may they change leads). Pending
+    messages are shown once, so such a page is never kept. The "fragments"
+    cache (each process's own memory; none with DEBUG) holds it.
+    """
+    lead = fetched.lead
+    user: Any = request.user
+    shown: dict[str, Any] = {
+        "lead_url": _lead_url(request, lead.id),
+        "lead_changes": updates.recent_changes(lead_id=lead.id),
+    }
+    if len(messages.get_messages(request)):
+        return _detail_page(request, fetched, neighbours=neighbours, shown=shown)
+    inputs = (
+        lead.fingerprint,
+        fetched.fetched_at,
+        fetched.stale_reason,
+        timezone.localdate(),
+        timezone.get_current_timezone_name(),
+        get_language(),
+        shown["lead_url"],
+        _age_steps(lead),
+        shown["lead_changes"],
+        neighbours,
+        user.pk,
+        user.get_username(),
+        user.is_staff,
+        user.has_perm(updates.CHANGE_LEAD_PERMISSION),
+    )
+    key = "lead-page:" + hashlib.blake2b(repr(inputs).encode(), digest_size=20).hexdigest()
+    pages = caches["fragments"]
+    body = pages.get(key)
+    if body is None:
+        shown["csrf_token"] = _CSRF_STAND_IN
+        page = _detail_page(request, fetched, neighbours=neighbours, shown=shown)
+        body = page.content.decode()
+        pages.set(key, body)
+    return HttpResponse(body.replace(_CSRF_STAND_IN, get_token(request)))
 
 
 def _failure(

@@ -95,10 +95,12 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # Django's Redis backend, reusing its Redis client between calls (leads/cache.py).
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     CACHES["default"]["BACKEND"] = "leads.cache.RedisCache"
-# The lead page's rendered cards ({% cache %} in templates/leads/detail.html),
-# in each process's own memory: they are keyed by the lead's content, so nothing
-# in them needs sharing between instances, and a hit costs no network round trip.
-# Bounded (about 2 MB a process); off with DEBUG, so template edits show at once.
+# The lead page's rendered cards ({% cache %} in templates/leads/detail.html)
+# and whole pages as a viewer last saw them (leads.views._lead_page), in each
+# process's own memory: they are keyed by everything they show, so nothing in
+# them needs sharing between instances, and a hit costs no network round trip.
+# Bounded (600 entries: a card is 1-3 KB, a page 8-15 KB, so at most about
+# 9 MB a process); off with DEBUG, so template edits show at once.
 CACHES["fragments"] = (
     {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
     if DEBUG

@@ -8,7 +8,11 @@ is replaced the moment the row or the lead behind it changes.
 from __future__ import annotations
 
 import datetime
+import math
 import os
+import random
+import re
+import time
 from typing import Any
 from unittest import mock
 
@@ -16,10 +20,11 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache, caches
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from leads import auth, exports, services, updates
+from leads import auth, exports, freshness, services, updates
 from leads import cache as cache_module
 from leads.models import LeadChange, Workspace
 from sandbox.data import DEMO_API_KEY, SEED_LEAD
@@ -196,6 +201,92 @@ def test_an_inactive_user_has_no_permissions_even_if_cached(shared_cache, seller
     assert backend.get_all_permissions(fresh(seller)) == set()
 
 
+# --- one cache round trip for the page's reads -----------------------------------------
+
+
+def test_read_ahead_answers_each_key_once_as_the_cache_held_it():
+    cache.set("a", 1)
+    with cache_module.read_ahead(["a", "b"]):
+        cache.set("a", 2)  # written after the read ahead
+        assert cache_module.get_many(["a", "b"]) == {"a": 1}  # as read: "b" held nothing
+        # Read again (after a module's own write, say): the cache answers.
+        assert cache_module.get_many(["a"]) == {"a": 2}
+        cache.set("c", 3)
+        # Keys not all read ahead: the cache answers for all of them.
+        assert cache_module.get_many(["b", "c"]) == {"c": 3}
+        assert cache_module.get_many(["b"]) == {}
+    assert cache_module.get_many(["a"]) == {"a": 2}
+
+
+def cache_reads(backend: Any) -> list[tuple[str, list[str]]]:
+    """Wraps the backend's read methods; the list fills with (method, keys) as they are called.
+
+    Only outermost calls count: the file cache's get_many calls its own get per key.
+    """
+    calls: list[tuple[str, list[str]]] = []
+    depth = [0]
+    for name in ("get", "get_many"):
+        real = getattr(backend, name)
+
+        def recorder(keys: Any, *args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            if not depth[0]:
+                calls.append((_name, [keys] if isinstance(keys, str) else list(keys)))
+            depth[0] += 1
+            try:
+                return _real(keys, *args, **kw)
+            finally:
+                depth[0] -= 1
+
+        setattr(backend, name, recorder)
+    return calls
+
+
+def test_a_warm_view_reads_the_shared_cache_in_one_round_trip(
+    shared_cache, seller_client, seller, sandbox
+):
+    save_workspace(sandbox.base_url)
+    a_change(seller)
+    seller_client.get(SEED_URL)  # fills the caches
+    backend = caches["default"]
+    calls = cache_reads(backend)
+    try:
+        page = seller_client.get(SEED_URL)
+    finally:
+        del backend.get, backend.get_many
+    assert page.status_code == 200
+    assert 'id="actions-heading"' in page.content.decode()  # permissions were read
+    assert "Sam Seller" in page.content.decode()  # so were the changes
+    # Django's session store reads the session first: its own key, its own cache.
+    reads = [(name, keys) for name, keys in calls if not any("session" in k for k in keys)]
+    assert len(reads) == 1, reads
+    name, keys = reads[0]
+    assert name == "get_many"
+    for expected in (
+        services.WORKSPACE_CACHE_KEY,
+        f"leadsite:recent:{seller.pk}",
+        f"leadsite:perms:user:{seller.pk}:0",
+        f"leadsite:changes:{SEED_ID}",
+    ):
+        assert expected in keys
+    assert any(key.endswith(f":copy:{SEED_ID}") for key in keys)
+    assert lead_gets(sandbox) == 1
+
+
+def test_after_a_workspace_change_the_lead_is_read_under_the_new_key(
+    shared_cache, seller_client, sandbox
+):
+    # The page reads the lead's keys ahead under the connection it used last;
+    # a new key is a new namespace: that read is not used, the new copy is fetched.
+    workspace = save_workspace(sandbox.base_url)
+    assert seller_client.get(SEED_URL).status_code == 200
+    workspace.set_api_key(DEMO_API_KEY)
+    workspace.save()
+    assert seller_client.get(SEED_URL).status_code == 200
+    assert lead_gets(sandbox) == 2
+    assert seller_client.get(SEED_URL).status_code == 200
+    assert lead_gets(sandbox) == 2
+
+
 # --- the saved workspace ---------------------------------------------------------------
 
 
@@ -286,15 +377,111 @@ def test_changed_here_rows_read_during_a_change_are_not_used_after_its_commit(
 # --- the rendered lead cards -----------------------------------------------------------
 
 
-def test_the_lead_cards_are_rendered_once_per_copy(sales_client, sandbox):
+def as_user(user: Any) -> Client:
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def test_the_lead_cards_are_rendered_once_per_copy(sales_user, staff_user, sandbox):
     with mock.patch.object(
         exports, "google_calendar_url", wraps=exports.google_calendar_url
     ) as built:
-        first = sales_client.get(SEED_URL).content.decode()
-        second = sales_client.get(SEED_URL).content.decode()
+        first = as_user(sales_user).get(SEED_URL).content.decode()
+        # Another viewer: a page of their own, with the same lead cards.
+        second = as_user(staff_user).get(SEED_URL).content.decode()
     assert built.call_count == 1  # built once, for the first view; the second reused the card
     assert "John Doe" in second
     assert first.count('class="card') == second.count('class="card')
+
+
+# --- the page kept as rendered ---------------------------------------------------------
+
+_CSRF_VALUE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def rendered_pages() -> Any:
+    """Counts the detail pages rendered from the template (leads.views.render)."""
+    from leads import views
+
+    return mock.patch.object(views, "render", wraps=views.render)
+
+
+def test_a_page_opened_again_is_not_rendered_again_and_its_forms_still_work(sales_user, sandbox):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(sales_user)
+    with rendered_pages() as render:
+        first = browser.get(SEED_URL).content.decode()
+        second = browser.get(SEED_URL).content.decode()
+    assert render.call_count == 1
+    assert "John Doe" in second
+    # Each response has its own token (as a fresh render would), and it works.
+    tokens = set(_CSRF_VALUE.findall(second))
+    assert len(tokens) == 1
+    assert tokens.isdisjoint(_CSRF_VALUE.findall(first))
+    refreshed = browser.post(f"/leads/{SEED_ID}/refresh/", {"csrfmiddlewaretoken": tokens.pop()})
+    assert refreshed.status_code == 302
+
+
+def test_the_kept_page_is_the_page_rendered_afresh(seller_client, seller, sandbox):
+    a_change(seller)  # the update forms and "Changed here" are on the page too
+    seller_client.get(SEED_URL)
+    kept = seller_client.get(SEED_URL).content.decode()
+    caches["fragments"].clear()
+    with rendered_pages() as render:
+        afresh = seller_client.get(SEED_URL).content.decode()
+    assert render.call_count == 1
+    assert 'id="actions-heading"' in kept
+    assert _CSRF_VALUE.sub("", kept) == _CSRF_VALUE.sub("", afresh)
+
+
+def test_each_viewer_gets_a_page_of_their_own(sales_user, staff_user, sandbox):
+    mine = as_user(sales_user).get(SEED_URL).content.decode()
+    theirs = as_user(staff_user).get(SEED_URL).content.decode()
+    assert 'Log out<span class="visually-hidden"> sam</span>' in mine
+    assert 'Log out<span class="visually-hidden"> ada</span>' in theirs
+    assert ">Admin</a>" in theirs
+    assert ">Admin</a>" not in mine
+
+
+def test_a_viewer_made_staff_sees_the_admin_link_on_the_next_view(
+    sales_client, sales_user, sandbox
+):
+    assert ">Admin</a>" not in sales_client.get(SEED_URL).content.decode()
+    sales_user.is_staff = True
+    sales_user.save()
+    assert ">Admin</a>" in sales_client.get(SEED_URL).content.decode()
+
+
+def test_a_message_is_shown_once_and_never_kept(sales_client, sandbox):
+    sales_client.get(SEED_URL)
+    sales_client.post(f"/leads/{SEED_ID}/refresh/")
+    # A second Refresh within seconds says so on the page it goes back to.
+    again = sales_client.post(f"/leads/{SEED_ID}/refresh/", follow=True).content.decode()
+    assert "refreshed from PollyBot moments ago" in again
+    after = sales_client.get(SEED_URL).content.decode()
+    assert "refreshed from PollyBot moments ago" not in after
+    assert "John Doe" in after
+
+
+def test_previous_and_next_show_only_on_a_page_opened_from_the_list(sales_client, sandbox):
+    listing = sales_client.get("/leads/", {"limit": "10"}).content.decode()
+    link = re.findall(r'<th scope="row" data-label="Name"><a href="([^"]+)">', listing)[1]
+    direct = link.replace("&amp;", "&").split("?")[0]
+    assert "Leads in the list" not in sales_client.get(direct).content.decode()
+    from_list = sales_client.get(link.replace("&amp;", "&")).content.decode()
+    assert 'rel="prev"' in from_list
+    assert 'rel="next"' in from_list
+    assert "Leads in the list" not in sales_client.get(direct).content.decode()
+
+
+def test_a_refresh_shows_the_new_fetched_time(sales_client, sandbox):
+    first = sales_client.get(SEED_URL).content.decode()
+    with mock.patch.object(freshness, "_now", return_value=time.time() + 120):
+        sales_client.post(f"/leads/{SEED_ID}/refresh/")
+        later = sales_client.get(SEED_URL).content.decode()
+    fetched = re.compile(r"Fetched from PollyBot <time datetime=\"([^\"]+)\"")
+    assert fetched.findall(first) != fetched.findall(later)
 
 
 def test_a_new_copy_of_the_lead_renders_afresh(sales_client, sandbox, settings):
@@ -348,6 +535,54 @@ def test_the_activity_card_keeps_its_relative_times_current(sales_client, sandbo
     assert "(3\xa0hours ago)" in html
     assert "(now)" not in html
     assert lead_gets(sandbox) == 1
+
+
+def test_the_age_steps_change_whenever_naturaltimes_text_can(monkeypatch):
+    # The kept page's key holds _age_steps instead of the texts: two moments of
+    # the clock with the same steps must give the same texts.
+    from django.contrib.humanize.templatetags import humanize
+
+    from leads import views
+    from leads.lead import Lead
+
+    rng = random.Random(20261126)
+    moment = datetime.datetime(2025, 3, 30, 0, 59, 58, tzinfo=datetime.UTC)  # near DST
+    lead = Lead.from_api(
+        dict(
+            SEED_LEAD,
+            createdAt=moment.isoformat(),
+            updatedAt=moment.isoformat(),
+            metadata={**SEED_LEAD["metadata"], "last_interaction": moment.isoformat()},
+        ),
+        today=datetime.date(2025, 3, 30),
+    )
+
+    class Clock(datetime.datetime):
+        at = moment
+
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return cls.at
+
+    monkeypatch.setattr(humanize, "datetime", Clock)
+
+    def seen(at: datetime.datetime) -> tuple[object, str]:
+        Clock.at = at
+        return views._age_steps(lead), humanize.naturaltime(moment)
+
+    same_step = 0
+    for _ in range(4000):
+        # Two moments of the clock up to an hour apart, the lead's moments a
+        # second to three years before or after them (at whole seconds).
+        age = int(math.exp(rng.uniform(0, math.log(3 * 365 * 86400))))
+        later = age + int(math.exp(rng.uniform(0, math.log(3600))))
+        sign = rng.choice((1, -1))
+        steps_one, text_one = seen(moment + sign * datetime.timedelta(seconds=age))
+        steps_two, text_two = seen(moment + sign * datetime.timedelta(seconds=later))
+        if steps_one == steps_two:
+            same_step += 1
+            assert text_one == text_two, (sign, age, later)
+    assert same_step > 400  # enough pairs to mean something
 
 
 def test_the_fragment_cache_is_each_processs_own_and_bounded():
