@@ -287,3 +287,69 @@ def test_render_shows_the_rule_and_its_windows() -> None:
     assert "(250 first views and 8 re-fetches;" in text
     assert "1 viewed leads have an updatedAt after the hour began" in text
     assert "30 min (the youngest) to 25 h (the oldest), 11.1 h at the median" in text
+
+
+# --- cases measured in turns (bench/run.py) -------------------------------------------
+
+
+def a_slice(p50: float, *, requests: int = 100, p99: float | None = None) -> Any:
+    from bench import wrk
+
+    return wrk.WrkResult(
+        requests=requests,
+        seconds=2.0,
+        rps=requests / 2.0,
+        p50_ms=p50,
+        p75_ms=p50,
+        p90_ms=p50,
+        p99_ms=p99 if p99 is not None else p50 * 2,
+        socket_errors={"connect": 0, "read": 1, "write": 0, "timeout": 0},
+        non_2xx_3xx=1,
+    )
+
+
+def test_slices_combine_into_sums_and_median_percentiles() -> None:
+    result = run.combined([a_slice(2.0, requests=100), a_slice(9.0, requests=50), a_slice(3.0)])
+    assert result.requests == 250
+    assert result.seconds == 6.0
+    assert result.rps == pytest.approx(250 / 6.0)
+    assert result.p50_ms == 3.0  # the median slice: one slow round does not move it
+    assert result.p99_ms == 6.0
+    assert result.socket_errors["read"] == 3
+    assert result.non_2xx_3xx == 3
+
+
+def a_cell(case: str, p50s: list[float]) -> run.Cell:
+    slices = tuple(a_slice(p) for p in p50s)
+    return run.Cell(
+        case=case,
+        concurrency=1,
+        result=run.combined(list(slices)),
+        upstream_calls=0,
+        statuses=Counter({"200": 100}),
+        slices=slices,
+    )
+
+
+def test_the_p50_ratio_pairs_the_rounds() -> None:
+    # The machine slows down 2x in the third round: both cases measured in it slow
+    # down together, and the ratio holds.
+    floor = a_cell("floor", [2.0, 2.0, 4.0, 2.0, 2.0])
+    warm = a_cell("warm", [2.8, 2.8, 5.6, 2.8, 2.8])
+    assert run.paired_p50_ratio(warm, floor) == pytest.approx(1.4)
+    # One round where the page was slow on its own: the median of the ratios ignores it.
+    spiked = a_cell("warm", [2.8, 9.0, 2.8, 2.8, 2.8])
+    assert run.paired_p50_ratio(spiked, a_cell("floor", [2.0] * 5)) == pytest.approx(1.4)
+
+
+def test_cells_not_measured_in_turns_compare_their_p50s() -> None:
+    floor = a_cell("floor", [2.0, 2.0, 2.0])
+    single = a_slice(6.0)
+    miss = run.Cell(
+        case="miss",
+        concurrency=1,
+        result=single,
+        upstream_calls=100,
+        statuses=Counter({"200": 100}),
+    )
+    assert run.paired_p50_ratio(miss, floor) == 3.0
