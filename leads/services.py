@@ -6,14 +6,15 @@ these functions and handle the closed set of errors in `leads.pollybot`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import re
 import threading
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
@@ -221,6 +222,27 @@ def _lead_resource(lead_id: str) -> freshness.Resource:
     )
 
 
+@dataclass(frozen=True)
+class _CopyOf:
+    """One copy of a lead, named by where and when it was fetched; compared by name only.
+
+    A copy never changes once stored (a new fetch or an update's answer is a
+    new copy, fetched at a new moment), so its name stands for its data.
+    """
+
+    namespace: str
+    lead_id: str
+    fetched_at: datetime
+    data: dict[str, Any] = field(compare=False, repr=False)
+
+
+# Copies parsed lately, in this process: a copy viewed again on the same day is
+# the same Lead (immutable), and parsing every field is much of a warm view's work.
+@functools.lru_cache(maxsize=256)
+def _parsed(copy: _CopyOf, today: date) -> Lead:
+    return Lead.from_api(copy.data, today=today)
+
+
 def get_lead(*, lead_id: str, refresh: bool = False) -> FetchedLead:
     """One lead for the page: fresh from the cache, else fetched once for everyone.
 
@@ -231,8 +253,9 @@ def get_lead(*, lead_id: str, refresh: bool = False) -> FetchedLead:
     fetched = freshness.fetch(
         connection, get_client(connection), _lead_resource(lead_id), refresh=refresh
     )
+    copy = _CopyOf(connection.namespace, lead_id, fetched.fetched_at, fetched.data)
     return FetchedLead(
-        lead=Lead.from_api(fetched.data, today=timezone.localdate()),
+        lead=_parsed(copy, timezone.localdate()),
         fetched_at=fetched.fetched_at,
         stale_reason=fetched.stale_reason,
     )

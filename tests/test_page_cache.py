@@ -395,6 +395,24 @@ def test_the_lead_cards_are_rendered_once_per_copy(sales_user, staff_user, sandb
     assert first.count('class="card') == second.count('class="card')
 
 
+def test_a_copy_is_parsed_once_a_day_and_each_new_copy_afresh(sales_client, sandbox):
+    from leads.lead import Lead
+
+    with mock.patch.object(Lead, "from_api", wraps=Lead.from_api) as parse:
+        sales_client.get(SEED_URL)
+        sales_client.get(SEED_URL)
+        assert parse.call_count == 1
+        sandbox.app.set_leads([dict(SEED_LEAD, name="Johnny Doe")])
+        sales_client.post(f"/leads/{SEED_ID}/refresh/")  # a new copy
+        assert "Johnny Doe" in sales_client.get(SEED_URL).content.decode()
+        assert parse.call_count == 2
+        # The next day, the same copy reads differently ("Overdue", "Tomorrow").
+        tomorrow = timezone.localdate() + datetime.timedelta(days=1)
+        with mock.patch("leads.services.timezone.localdate", return_value=tomorrow):
+            sales_client.get(SEED_URL)
+        assert parse.call_count == 3
+
+
 # --- the page kept as rendered ---------------------------------------------------------
 
 _CSRF_VALUE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
