@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         session = run.log_in(instance.base_url, password)
         paths = [f"/leads/{lead['id']}/" for lead in leads]
         for path in paths:  # warm the cache: every page the users will open
-            page = requests.get(
-                instance.base_url + path, cookies={"sessionid": session}, timeout=30
-            )
+            page = requests.get(instance.base_url + path, cookies=session.cookies, timeout=30)
             page.raise_for_status()
         script = wrk.cycling_script(paths, threads=os.cpu_count() or 1, directory=scratch)
         script.write_text(script.read_text() + P95_SCRIPT)
@@ -134,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_with_p95(
-    url: str, args: argparse.Namespace, *, session: str, script: Path
+    url: str, args: argparse.Namespace, *, session: run.Login, script: Path
 ) -> tuple[wrk.WrkResult, float]:
     """wrk's own report, plus the p95 its Lua `done` hook prints (wrk --latency stops at 90/99)."""
     import subprocess
@@ -147,7 +145,7 @@ def _run_with_p95(
         f"--timeout={wrk.WRK_TIMEOUT}",
         "--latency",
         "--header",
-        f"Cookie: sessionid={session}",
+        f"Cookie: {session.header}",
         "--script",
         str(script),
         url,

@@ -2,9 +2,10 @@
 
 Run by bench/run.py, for a missed target only, with the environment of the
 gunicorn instance that missed it (bench.settings, the same database, cache and
-sandbox) and the benchmark's session in BENCH_SESSION. Each path is requested
-through Django's full handler and middleware in this one process, after a
-warm-up; the printout is pyinstrument's call tree of the measured requests.
+sandbox) and the benchmark's cookies in BENCH_SESSION and BENCH_CSRFTOKEN.
+Each path is requested through Django's full handler and middleware in this
+one process, after a warm-up; the printout is pyinstrument's call tree of the
+measured requests.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     client = Client(HTTP_HOST="127.0.0.1")
     client.cookies["sessionid"] = os.environ["BENCH_SESSION"]
+    client.cookies["csrftoken"] = os.environ["BENCH_CSRFTOKEN"]
     for path in args.paths:
         for _ in range(WARMUP_REQUESTS):
             answer = client.get(path)

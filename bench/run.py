@@ -254,8 +254,28 @@ def start_instance(name: str, env: dict[str, str], logs: Path) -> Instance:
     return instance
 
 
-def log_in(base_url: str, password: str) -> str:
-    """Log in through the real login form; the session cookie's value."""
+@dataclass(frozen=True)
+class Login:
+    """The cookies a browser holds after logging in: its session and its CSRF cookie.
+
+    Every measured request sends both, as a salesperson's browser would: without
+    the CSRF cookie, each page would make and set a new CSRF secret.
+    """
+
+    session: str
+    csrftoken: str
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        return {"sessionid": self.session, "csrftoken": self.csrftoken}
+
+    @property
+    def header(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+
+
+def log_in(base_url: str, password: str) -> Login:
+    """Log in through the real login form."""
     browser = requests.Session()
     login_url = f"{base_url}/accounts/login/"
     page = browser.get(login_url, timeout=REQUEST_TIMEOUT_SECONDS)
@@ -270,9 +290,10 @@ def log_in(base_url: str, password: str) -> str:
         timeout=REQUEST_TIMEOUT_SECONDS,
     )
     session = browser.cookies.get("sessionid")
-    if answer.status_code != 302 or not session:
+    csrftoken = browser.cookies.get("csrftoken")
+    if answer.status_code != 302 or not session or not csrftoken:
         raise RuntimeError(f"login failed: HTTP {answer.status_code}")
-    return session
+    return Login(session=session, csrftoken=csrftoken)
 
 
 # --- Measurements -----------------------------------------------------------------
@@ -325,11 +346,11 @@ def measure(
     path: str,
     concurrency: int,
     seconds: float,
-    session: str,
+    session: Login,
     script: Path | None = None,
 ) -> Cell:
     url = instance.base_url + path
-    headers = {"Cookie": f"sessionid={session}"}
+    headers = {"Cookie": session.header}
     wrk.run(url, connections=concurrency, seconds=WARMUP_SECONDS, headers=headers, script=script)
     # Requests cut off by the warm-up's end still finish (and call upstream) in
     # the workers: let them land before the counts and the log offset are taken.
@@ -385,7 +406,7 @@ def measure_interleaved(
     concurrency: int,
     seconds: float,
     rounds: int,
-    session: str,
+    session: Login,
 ) -> list[Cell]:
     """The cases in turn, `rounds` times, each for seconds / rounds per round.
 
@@ -395,7 +416,7 @@ def measure_interleaved(
     compares them round by round. The order rotates each round, so no case is
     always first after another.
     """
-    headers = {"Cookie": f"sessionid={session}"}
+    headers = {"Cookie": session.header}
     for _case, path in cases:
         wrk.run(
             instance.base_url + path,
@@ -505,7 +526,7 @@ class Weight:
     note: str
 
 
-def _fetch_raw(base_url: str, path: str, session: str) -> tuple[int, str, bytes]:
+def _fetch_raw(base_url: str, path: str, session: Login) -> tuple[int, str, bytes]:
     """Status, Content-Encoding and the body bytes exactly as on the wire."""
     parts = urlsplit(base_url)
     connection = http.client.HTTPConnection(
@@ -515,7 +536,7 @@ def _fetch_raw(base_url: str, path: str, session: str) -> tuple[int, str, bytes]
         connection.request(
             "GET",
             path,
-            headers={"Accept-Encoding": "gzip, br", "Cookie": f"sessionid={session}"},
+            headers={"Accept-Encoding": "gzip, br", "Cookie": session.header},
         )
         answer = connection.getresponse()
         return answer.status, answer.getheader("Content-Encoding", "") or "", answer.read()
@@ -542,7 +563,7 @@ def _static_file(url: str) -> Path | None:
     return None
 
 
-def page_weight(base_url: str, session: str) -> list[Weight]:
+def page_weight(base_url: str, session: Login) -> list[Weight]:
     path = f"/leads/{SEED_LEAD_ID}/"
     status, encoding, body = _fetch_raw(base_url, path, session)
     html = gzip.decompress(body) if encoding == "gzip" else body
@@ -647,7 +668,7 @@ def run_workload(
     instance: Instance,
     sandbox: RunningSandbox,
     leads: list[dict[str, Any]],
-    session: str,
+    session: Login,
     replay_seconds: int,
     scaled_ttl: int,
     scaled_max_ttl: int,
@@ -665,7 +686,7 @@ def run_workload(
     popular = random.Random(workload.SEED).sample(ids, workload.LEADS)  # noqa: S311
     views = workload.schedule(popular)
     scale = replay_seconds / workload.SIMULATED_SECONDS
-    cookies = {"sessionid": session}
+    cookies = session.cookies
 
     # The hour begins (simulated second 0) at `begins`, in real Unix time.
     begins = time.time() + REPLAY_START_DELAY_SECONDS
@@ -756,7 +777,7 @@ def run_workload(
     )
 
 
-def profile(env: dict[str, str], session: str, paths: list[str]) -> str:
+def profile(env: dict[str, str], session: Login, paths: list[str]) -> str:
     """pyinstrument's call tree of `paths`, served in-process with an instance's environment."""
     try:
         importlib.metadata.version("pyinstrument")
@@ -771,7 +792,7 @@ def profile(env: dict[str, str], session: str, paths: list[str]) -> str:
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "bench.profile", *paths],
         cwd=ROOT,
-        env={**env, "BENCH_SESSION": session},
+        env={**env, "BENCH_SESSION": session.session, "BENCH_CSRFTOKEN": session.csrftoken},
         capture_output=True,
         text=True,
         timeout=SUBPROCESS_TIMEOUT_SECONDS,
@@ -1200,7 +1221,7 @@ def main(argv: list[str] | None = None) -> int:
         session = log_in(site.base_url, password)
         page = requests.get(
             f"{site.base_url}/leads/{SEED_LEAD_ID}/",
-            cookies={"sessionid": session},
+            cookies=session.cookies,
             allow_redirects=False,
             timeout=REQUEST_TIMEOUT_SECONDS,
         )
