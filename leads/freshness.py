@@ -388,7 +388,8 @@ def fetch(
     if not refresh:
         _raise_not_found(seen["notfound"])
         if copy is not None and _now() - copy[1] < res.fresh_for_copy(copy):
-            logger.info("%s: cache hit", res.name)
+            # The common case, on every warm view: a debug line, not a log line per view.
+            logger.debug("%s: cache hit", res.name)
             return _fetched(copy)
         if copy is not None and _budget_is_low(seen["budget"]):
             logger.info("%s: stale copy, saving the rate budget", res.name)
