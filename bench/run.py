@@ -1130,8 +1130,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    if args.rounds < 1 or args.seconds / args.rounds < 1:
-        parser.error("--rounds must be at least 1, and --seconds / --rounds at least 1 s")
+    # wrk takes a whole number of seconds.
+    per_round = args.seconds / args.rounds if args.rounds >= 1 else 0
+    if per_round < 1 or not per_round.is_integer() or not float(args.seconds).is_integer():
+        parser.error("--seconds / --rounds must be a whole number of seconds, at least 1")
     # Both freshness bounds must scale to whole seconds (the settings are integers).
     windows = (PRODUCT_CACHE_TTL, PRODUCT_CACHE_MAX_TTL)
     simulated = workload.SIMULATED_SECONDS
