@@ -95,7 +95,8 @@ def read_ahead(keys: Iterable[str]) -> Iterator[None]:
     permissions...), each module on its own: one round trip each. Inside this
     block, `get_many` answers a module's read from what was read here, when it
     asks only for keys read here, and each key only once: what the module sees
-    is what the cache held when the block began, as if it had read then.
+    is what the cache held when the block began, as if it had read then
+    (until `read_ahead_is_old`).
     """
     keys = list(dict.fromkeys(keys))
     found = cache.get_many(keys) if keys else {}
@@ -104,6 +105,17 @@ def read_ahead(keys: Iterable[str]) -> Iterator[None]:
         yield
     finally:
         _read_ahead.reset(token)
+
+
+def read_ahead_is_old() -> None:
+    """The enclosing `read_ahead`'s values may be seconds old now: read afresh from here on.
+
+    Called after waiting on PollyBot (leads.freshness), so that the page's other
+    reads (permissions, "Changed here", recent leads) are not older than the call.
+    """
+    ahead = _read_ahead.get()
+    if ahead is not None:
+        ahead.clear()
 
 
 def get_many(keys: list[str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from leads import pollybot
-from leads.cache import get_many
+from leads.cache import get_many, read_ahead_is_old
 from leads.log import cache_outcome_var
 
 logger = logging.getLogger(__name__)
@@ -414,6 +414,9 @@ def fetch(
         return _stale_or_raise(connection, error, copy)
     finally:
         cache_outcome_var.reset(token)
+        # The call (or the wait for another request's) took a while: what the
+        # view read ahead before it may have changed since.
+        read_ahead_is_old()
     logger.info("%s: fetched from PollyBot", res.name)
     return _fetched(fresh)
 

@@ -313,24 +313,28 @@ def _activity_ages(lead: Lead) -> dict[str, str]:
     return {name: naturaltime(value) for name, value in _activity_moments(lead)}
 
 
-def _age_steps(lead: Lead) -> list[tuple[int, int]]:
+def _age_steps(lead: Lead) -> list[tuple[int, ...]]:
     """What decides Activity's relative times, for a key: cheaper than the texts themselves.
 
     humanize's naturaltime shows seconds under a minute, minutes under an hour,
     hours under a day, and from a day on two adjacent units of which the
-    smallest is at most hours. So its text for a moment changes only when the
-    moment's age crosses a whole number of that unit, and (age // unit, unit)
-    changes whenever it can (checked against Django's own naturaltime in
-    tests/test_page_cache.py; to within the second for ages of a day or more,
-    where naturaltime drops the moment's fraction of a second). The clock is
-    the one naturaltime reads.
+    smallest is at most hours; its months are calendar months, which can also
+    turn at midnight (a moment on the 31st is "1 month" old from the 1st of the
+    month after next). So its text for a moment changes only when the moment's
+    age crosses a whole number of that unit, or, from a day on, when the date
+    changes: (age // unit, unit[, date]) changes whenever the text can
+    (checked against Django's own naturaltime in tests/test_page_cache.py; to
+    within the second for ages of a day or more, where naturaltime drops the
+    moment's fraction of a second). The clock is the one naturaltime reads.
     """
     now = humanize.datetime.now(UTC)  # type: ignore[attr-defined]  # humanize's own import
-    steps = []
+    steps: list[tuple[int, ...]] = []
     for _name, value in _activity_moments(lead):
         age = abs((now - value).total_seconds())
         unit = 1 if age < 60 else 60 if age < 3600 else 3600
-        steps.append((int(age // unit) if now >= value else -int(age // unit) - 1, unit))
+        step = int(age // unit) if now >= value else -int(age // unit) - 1
+        day = now.astimezone(value.tzinfo).toordinal() if age >= 86400 else 0
+        steps.append((step, unit, day))
     return steps
 
 
@@ -389,8 +393,8 @@ def _lead_page(
     is stale), today's date, the time zone and language, the link, what
     Activity's relative times depend on (_age_steps), "Changed here", Previous
     and Next, and the viewer (name, staff, may they change leads). Pending
-    messages are shown once, so such a page is never kept. The "fragments"
-    cache (each process's own memory; none with DEBUG) holds it.
+    messages are shown once, so such a page is never kept. The "pages" cache
+    (each process's own memory; none with DEBUG) holds it.
     """
     lead = fetched.lead
     user: Any = request.user
@@ -417,7 +421,7 @@ def _lead_page(
         user.has_perm(updates.CHANGE_LEAD_PERMISSION),
     )
     key = "lead-page:" + hashlib.blake2b(repr(inputs).encode(), digest_size=20).hexdigest()
-    pages = caches["fragments"]
+    pages = caches["pages"]
     body = pages.get(key)
     if body is None:
         shown["csrf_token"] = _CSRF_STAND_IN

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -95,22 +96,32 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # Django's Redis backend, reusing its Redis client between calls (leads/cache.py).
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     CACHES["default"]["BACKEND"] = "leads.cache.RedisCache"
-# The lead page's rendered cards ({% cache %} in templates/leads/detail.html)
-# and whole pages as a viewer last saw them (leads.views._lead_page), in each
-# process's own memory: they are keyed by everything they show, so nothing in
-# them needs sharing between instances, and a hit costs no network round trip.
-# Bounded (600 entries: a card is 1-3 KB, a page 8-15 KB, so at most about
-# 9 MB a process); off with DEBUG, so template edits show at once.
-CACHES["fragments"] = (
-    {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
-    if DEBUG
-    else {
+
+
+def _rendered(location: str, entries: int) -> dict[str, Any]:
+    """A cache of rendered HTML, in each process's own memory, bounded by count.
+
+    None with DEBUG, so template edits show at once.
+    """
+    if DEBUG:
+        return {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
+    return {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "leadsite-fragments",
+        "LOCATION": location,
         "TIMEOUT": 3600,
-        "OPTIONS": {"MAX_ENTRIES": 600},
+        "OPTIONS": {"MAX_ENTRIES": entries},
     }
-)
+
+
+# The lead page's rendered cards ({% cache %} in templates/leads/detail.html):
+# keyed by the lead's content, so nothing in them needs sharing between
+# instances, and a hit costs no network round trip. 600 cards of 1-3 KB for the
+# demo data's leads.
+CACHES["fragments"] = _rendered("leadsite-fragments", 600)
+# Whole lead pages as a viewer last saw them (leads.views._lead_page), apart
+# from the cards, so pages (one per viewer and lead) never push out cards every
+# viewer shares. 300 pages of 8-15 KB for the demo data's leads: about 4.5 MB.
+CACHES["pages"] = _rendered("leadsite-pages", 300)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -218,6 +218,33 @@ def test_read_ahead_answers_each_key_once_as_the_cache_held_it():
     assert cache_module.get_many(["a"]) == {"a": 2}
 
 
+def test_after_a_call_the_reads_made_ahead_are_made_again():
+    cache.set("a", 1)
+    with cache_module.read_ahead(["a"]):
+        cache.set("a", 2)  # changed while the request waited on PollyBot
+        cache_module.read_ahead_is_old()
+        assert cache_module.get_many(["a"]) == {"a": 2}
+
+
+def test_a_change_made_while_the_page_called_pollybot_shows_on_that_page(
+    shared_cache, seller_client, seller, sandbox, settings
+):
+    save_workspace(sandbox.base_url)
+    assert "No changes made from this site yet." in seller_client.get(SEED_URL).content.decode()
+    settings.POLLYBOT_CACHE_TTL = 0  # the next view calls PollyBot
+    calling = freshness._single_flight
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        answer = calling(*args, **kwargs)
+        a_change(seller)  # someone's change lands while the call is in flight
+        return answer
+
+    with mock.patch.object(freshness, "_single_flight", side_effect=meanwhile):
+        html = seller_client.get(SEED_URL).content.decode()
+    assert lead_gets(sandbox) == 2
+    assert "Sam Seller" in html
+
+
 def cache_reads(backend: Any) -> list[tuple[str, list[str]]]:
     """Wraps the backend's read methods; the list fills with (method, keys) as they are called.
 
@@ -444,8 +471,10 @@ def test_a_page_opened_again_is_not_rendered_again_and_its_forms_still_work(sale
 def test_the_kept_page_is_the_page_rendered_afresh(seller_client, seller, sandbox):
     a_change(seller)  # the update forms and "Changed here" are on the page too
     seller_client.get(SEED_URL)
-    kept = seller_client.get(SEED_URL).content.decode()
-    caches["fragments"].clear()
+    with rendered_pages() as render:
+        kept = seller_client.get(SEED_URL).content.decode()
+    assert render.call_count == 0  # the kept page
+    caches["pages"].clear()
     with rendered_pages() as render:
         afresh = seller_client.get(SEED_URL).content.decode()
     assert render.call_count == 1
@@ -555,37 +584,52 @@ def test_the_activity_card_keeps_its_relative_times_current(sales_client, sandbo
     assert lead_gets(sandbox) == 1
 
 
-def test_the_age_steps_change_whenever_naturaltimes_text_can(monkeypatch):
-    # The kept page's key holds _age_steps instead of the texts: two moments of
-    # the clock with the same steps must give the same texts.
-    from django.contrib.humanize.templatetags import humanize
+class FrozenClock(datetime.datetime):
+    """humanize's clock, set by the test (`at`)."""
 
-    from leads import views
+    at = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[override]
+        return cls.at
+
+
+def lead_of_one_moment(moment: datetime.datetime) -> Any:
+    """A lead created, updated and last in touch at `moment`."""
     from leads.lead import Lead
 
-    rng = random.Random(20261126)
-    moment = datetime.datetime(2025, 3, 30, 0, 59, 58, tzinfo=datetime.UTC)  # near DST
-    lead = Lead.from_api(
+    return Lead.from_api(
         dict(
             SEED_LEAD,
             createdAt=moment.isoformat(),
             updatedAt=moment.isoformat(),
             metadata={**SEED_LEAD["metadata"], "last_interaction": moment.isoformat()},
         ),
-        today=datetime.date(2025, 3, 30),
+        today=moment.date(),
     )
 
-    class Clock(datetime.datetime):
-        at = moment
 
-        @classmethod
-        def now(cls, tz=None):  # type: ignore[override]
-            return cls.at
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    from django.contrib.humanize.templatetags import humanize
 
-    monkeypatch.setattr(humanize, "datetime", Clock)
+    monkeypatch.setattr(humanize, "datetime", FrozenClock)
+    return FrozenClock
+
+
+def test_the_age_steps_change_whenever_naturaltimes_text_can(frozen_clock):
+    # The kept page's key holds _age_steps instead of the texts: two moments of
+    # the clock with the same steps must give the same texts.
+    from django.contrib.humanize.templatetags import humanize
+
+    from leads import views
+
+    rng = random.Random(20261126)
+    moment = datetime.datetime(2025, 3, 30, 0, 59, 58, tzinfo=datetime.UTC)  # near DST
+    lead = lead_of_one_moment(moment)
 
     def seen(at: datetime.datetime) -> tuple[object, str]:
-        Clock.at = at
+        frozen_clock.at = at
         return views._age_steps(lead), humanize.naturaltime(moment)
 
     same_step = 0
@@ -603,12 +647,37 @@ def test_the_age_steps_change_whenever_naturaltimes_text_can(monkeypatch):
     assert same_step > 400  # enough pairs to mean something
 
 
-def test_the_fragment_cache_is_each_processs_own_and_bounded():
+def test_the_age_steps_follow_calendar_months_that_turn_at_midnight(frozen_clock):
+    # A moment on the 31st: timesince counts "4 weeks" until the end of February
+    # and "1 month" from 1 March at midnight, at no whole hour of its age.
+    from django.contrib.humanize.templatetags import humanize
+
+    from leads import views
+
+    moment = datetime.datetime(2025, 1, 31, 10, 20, 33, tzinfo=datetime.UTC)
+    lead = lead_of_one_moment(moment)
+    seen = []
+    for at in (
+        datetime.datetime(2025, 2, 28, 23, 59, 30, tzinfo=datetime.UTC),
+        datetime.datetime(2025, 3, 1, 0, 0, 30, tzinfo=datetime.UTC),
+    ):
+        frozen_clock.at = at
+        seen.append((views._age_steps(lead), humanize.naturaltime(moment)))
+    (steps_before, text_before), (steps_after, text_after) = seen
+    assert text_before != text_after
+    assert steps_before != steps_after
+
+
+@pytest.mark.parametrize("alias", ["fragments", "pages"])
+def test_the_rendered_caches_are_each_processs_own_and_bounded(alias):
     from django.conf import settings
 
-    options = settings.CACHES["fragments"]
+    options = settings.CACHES[alias]
     assert options["BACKEND"].endswith("LocMemCache")  # in memory: no round trip for a hit
     assert options["OPTIONS"]["MAX_ENTRIES"] <= 1000
+    assert options["LOCATION"] not in {
+        settings.CACHES[other].get("LOCATION") for other in settings.CACHES if other != alias
+    }  # its own store: pages never push out the cards
 
 
 # --- the Redis backend's client --------------------------------------------------------
