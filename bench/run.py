@@ -366,13 +366,18 @@ def measure(
         upstream_calls=len(sandbox.app.requests) - calls_before,
         statuses=access_statuses(instance.log, offset),
     )
+    _print_cell(cell)
+    return cell
+
+
+def _print_cell(cell: Cell, note: str = "") -> None:
+    result = cell.result
     print(
-        f"  {case:<28} c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms"
-        f"  p99 {result.p99_ms:7.2f} ms  upstream/view {cell.calls_per_view:.2f}"
-        f"  non-200 {cell.not_ok_text}",
+        f"  {cell.case:<28} c={cell.concurrency:<3} {result.rps:8.1f} req/s"
+        f"  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
+        f"  upstream/view {cell.calls_per_view:.2f}  non-200 {cell.not_ok_text}{note}",
         flush=True,
     )
-    return cell
 
 
 def combined(slices: list[wrk.WrkResult]) -> wrk.WrkResult:
@@ -454,13 +459,7 @@ def measure_interleaved(
             statuses=statuses[case],
             slices=tuple(slices[case]),
         )
-        result = cell.result
-        print(
-            f"  {case:<28} c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms"
-            f"  p99 {result.p99_ms:7.2f} ms  upstream/view {cell.calls_per_view:.2f}"
-            f"  non-200 {cell.not_ok_text}  (median of {rounds} rounds)",
-            flush=True,
-        )
+        _print_cell(cell, f"  (median of {rounds} rounds)")
         cells.append(cell)
     return cells
 
